@@ -1,0 +1,102 @@
+"""Database URL handling: driver mapping that keeps query parameters, and redaction of secrets."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+_ACCEPTED_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2"}
+
+# user:password@ inside any scheme://… string, wherever it appears (error messages too).
+_URL_PASSWORD = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)")
+# password=… in libpq keyword strings and query parameters.
+_KEYWORD_PASSWORD = re.compile(r"(?P<pre>\bpassword\s*=\s*)(?P<pw>'[^']*'|[^\s&]+)", re.IGNORECASE)
+
+_secrets_lock = threading.Lock()
+_secrets: set[str] = set()
+
+
+class InvalidDatabaseUrl(ValueError):
+    """The URL cannot be used; the message never contains its password."""
+
+
+def to_sqlalchemy_url(raw: str) -> URL:
+    """Parse ``raw`` and map ``postgres://``/``postgresql://`` to the psycopg2 driver.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, which is not installed
+    (``No module named 'psycopg'``), so the driver is always named explicitly.
+    Query parameters such as ``sslmode`` are kept as they are.
+    """
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError:
+        raise InvalidDatabaseUrl(
+            "is not a URL; expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+        ) from None
+    if url.drivername not in _ACCEPTED_SCHEMES:
+        raise InvalidDatabaseUrl(
+            f"has scheme {url.drivername!r}; expected postgresql:// or postgres://"
+        )
+    if not url.database:
+        raise InvalidDatabaseUrl("names no database; expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME")
+    return url.set(drivername="postgresql+psycopg2")
+
+
+def normalise(raw: str) -> str:
+    """The URL as a string for SQLAlchemy, password included (never log it)."""
+    return to_sqlalchemy_url(raw).render_as_string(hide_password=False)
+
+
+def libpq_dsn(raw: str) -> str:
+    """The URL as libpq understands it (plain ``postgresql://``), for direct psycopg2 connects."""
+    return to_sqlalchemy_url(raw).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def describe(raw: str) -> str:
+    """A loggable form: ``postgresql://user:***@host:port/db``."""
+    try:
+        return to_sqlalchemy_url(raw).set(drivername="postgresql").render_as_string(hide_password=True)
+    except InvalidDatabaseUrl:
+        return redact("<unparseable URL>")
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret (a password) so that it is masked wherever it shows up in a log line."""
+    if value and len(value) >= 3:
+        with _secrets_lock:
+            _secrets.add(value)
+
+
+def register_url_secrets(raw: str | None) -> None:
+    """Register the password of a database URL, if it has one."""
+    if not raw:
+        return
+    try:
+        password = make_url(raw.strip()).password
+    except ArgumentError:
+        match = _URL_PASSWORD.search(raw)
+        password = match.group("pw") if match else None
+    if password:
+        register_secret(str(password))
+
+
+def _mask_url_password(match: re.Match[str]) -> str:
+    # Leave the documentation placeholder alone so hints can show the URL's shape.
+    if match.group("pw") == "PASSWORD":
+        return match.group(0)
+    return match.group("pre") + "***" + match.group("at")
+
+
+def redact(text: str) -> str:
+    """Mask URL passwords, ``password=`` keywords and every registered secret in ``text``."""
+    text = _URL_PASSWORD.sub(_mask_url_password, text)
+    text = _KEYWORD_PASSWORD.sub(r"\g<pre>***", text)
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text

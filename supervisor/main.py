@@ -1,0 +1,87 @@
+"""The ``jarlpm`` command line; the only place that turns results into an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .exitcodes import ExitCode
+
+
+class UsageError(Exception):
+    """Bad command line: exit 64 (EX_USAGE), not argparse's 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
+def _cmd_run(_args: argparse.Namespace) -> int:
+    from . import service
+
+    return service.run()
+
+
+def _cmd_check(_args: argparse.Namespace) -> int:
+    from . import service
+
+    return service.run(check_only=True)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from . import statuscli
+
+    return statuscli.main(as_json=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jarlpm", description="Supervisor for the JarlPM API: phases, "
+                     "migrations, a supervised uvicorn server, structured logs.")
+    parser.add_argument("--version", action="version", version=f"jarlpm {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    run = sub.add_parser("run", help="run the phases, then supervise the server (what start.sh execs)",
+                         description="Validate the environment, wait for the database, apply "
+                         "migrations, warm the pool, then spawn and supervise the server processes.")
+    run.set_defaults(handler=_cmd_run)
+    check = sub.add_parser("check", help="run every phase but the server: a pre-flight for CI/CD",
+                           description="Run validate_env, wait_for_db, migrate and warm_pool, then "
+                           "exit 0 without starting the server.")
+    check.set_defaults(handler=_cmd_check)
+    status = sub.add_parser("status", help="show the running supervisor's state",
+                            description="Ask the running supervisor (over its Unix socket in "
+                            "$JARLPM_STATE_DIR or $RUNTIME_DIRECTORY) for its state.")
+    status.add_argument("--json", action="store_true", help="print the raw JSON snapshot")
+    status.set_defaults(handler=_cmd_status)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("jarlpm-supervisor")
+    except PackageNotFoundError:
+        return "0.0.0+source"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return int(ExitCode.USAGE)
+    result: int = args.handler(args)
+    return result
+
+
+def entrypoint() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()

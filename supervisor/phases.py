@@ -1,0 +1,217 @@
+"""The ordered start-up phases and the runner that times and logs them.
+
+A phase is a small object with a ``name`` and ``run(ctx)``.  The runner logs
+``phase.started``/``phase.completed``/``phase.failed`` exactly once each and records
+a frozen result; phases raise ``SupervisorError`` (exit code + hint) and never exit.
+``validate_env`` happens in ``main`` before logging can even be configured, and is
+logged through the same runner.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import psycopg2
+
+from . import dberrors, dbprobe, dburl, migrator
+from .config import Settings
+from .exitcodes import ExitCode, StopRequested, SupervisorError
+from .notify import Notifier
+from .signals import SignalQueue
+
+
+@dataclass
+class PhaseContext:
+    """What phases share: settings, signals, the log, systemd, and what earlier phases found."""
+
+    settings: Settings
+    signals: SignalQueue
+    log: Any
+    notifier: Notifier
+    facts: dict[str, Any] = field(default_factory=dict)
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    name: str
+    ok: bool
+    duration_ms: int
+    exit_code: int | None = None
+
+
+class Phase(Protocol):
+    name: str
+
+    def budget(self, settings: Settings) -> float:
+        """Seconds this phase may take, to extend systemd's start timeout."""
+        ...
+
+    def run(self, ctx: PhaseContext) -> None: ...
+
+
+class EmbeddedDatabasePhase:
+    """Development mode without DATABASE_URL: start a throwaway PostgreSQL under .jarlpm/."""
+
+    name = "embedded_db"
+
+    def budget(self, settings: Settings) -> float:
+        return 120
+
+    def run(self, ctx: PhaseContext) -> None:
+        from . import embedded
+
+        database = embedded.start(ctx.log)
+        ctx.on_stop.append(database.stop)
+        ctx.settings = ctx.settings.with_database(database.url)
+        dburl.register_url_secrets(database.url)
+        ctx.facts["embedded_database"] = dburl.describe(database.url)
+        ctx.facts["embedded_postmaster_pid"] = database.postmaster_pid()
+
+
+class WaitForDatabasePhase:
+    """A real query with the app's credentials, retried with backoff until DB_WAIT_TIMEOUT."""
+
+    name = "wait_for_db"
+
+    def budget(self, settings: Settings) -> float:
+        return settings.db_wait_timeout + 10
+
+    def run(self, ctx: PhaseContext) -> None:
+        assert ctx.settings.database_url is not None
+        urls = [ctx.settings.database_url]
+        if ctx.settings.database_direct_url and ctx.settings.database_direct_url != urls[0]:
+            urls.append(ctx.settings.database_direct_url)
+        attempts = 0
+        for url in urls:
+            attempts += dbprobe.wait_for_database(url, ctx.settings.db_wait_timeout, ctx.signals, ctx.log)
+        ctx.facts["db_attempts"] = attempts
+
+
+class MigratePhase:
+    """Refuse several heads; bring the schema to head once across replicas (see ``migrator``)."""
+
+    name = "migrate"
+
+    def budget(self, settings: Settings) -> float:
+        return settings.migration_lock_timeout + 600
+
+    def run(self, ctx: PhaseContext) -> None:
+        result = migrator.migrate_to_head(ctx.settings, ctx.signals, ctx.log)
+        ctx.facts["head"] = result.head
+        ctx.facts["applied"] = result.applied
+
+
+class WarmPoolPhase:
+    """Open and close this process's pool worth of connections; check the connection budget."""
+
+    name = "warm_pool"
+
+    def budget(self, settings: Settings) -> float:
+        return 60
+
+    def run(self, ctx: PhaseContext) -> None:
+        s = ctx.settings
+        assert s.database_url is not None
+        conns = []
+        try:
+            for _ in range(s.db_pool_size):
+                conns.append(dbprobe.connect(s.database_url, timeout=10))
+            needed = s.workers * (s.db_pool_size + s.db_max_overflow)
+            budget = dbprobe.read_budget(conns[0], needed, exclude_own=len(conns))
+        except psycopg2.Error as exc:
+            diagnosis = dberrors.classify_exception(exc)
+            message = dburl.redact(dberrors.first_line(str(exc)))
+            code = diagnosis.exit_code if not diagnosis.retryable else ExitCode.UNAVAILABLE
+            hint = diagnosis.hint
+            if "too many" in message or "remaining connection slots" in message:
+                hint = (f"PostgreSQL ran out of connection slots while opening {s.db_pool_size}: "
+                        "lower DB_POOL_SIZE/WORKERS, put PgBouncer in front, or raise max_connections")
+            raise SupervisorError(f"could not open the pool's connections: {message}", code, hint,
+                                  opened=len(conns)) from None
+        finally:
+            for conn in conns:
+                conn.close()
+        fields = budget.as_fields()
+        fields.update(workers=s.workers, pool_size=s.db_pool_size, max_overflow=s.db_max_overflow)
+        if budget.fits:
+            ctx.log.info("db.pool.budget", **fields)
+        else:
+            ctx.log.warning(
+                "db.pool.budget", **fields,
+                hint=(f"WORKERS × (DB_POOL_SIZE + DB_MAX_OVERFLOW) = {budget.needed} may exceed the "
+                      f"{budget.available} connections PostgreSQL has left (max_connections "
+                      f"{budget.max_connections} − reserved {budget.reserved} − in use {budget.in_use}); "
+                      "with several replicas multiply again: lower the pool, use PgBouncer, or raise "
+                      "max_connections"),
+            )
+        ctx.facts["budget"] = fields
+
+
+def startup_phases(settings: Settings) -> list[Phase]:
+    """The phases after validate_env, in order."""
+    phases: list[Phase] = []
+    if settings.embedded_database:
+        phases.append(EmbeddedDatabasePhase())
+    phases += [WaitForDatabasePhase(), MigratePhase(), WarmPoolPhase()]
+    return phases
+
+
+class PhaseRunner:
+    """Runs phases in order, logging each exactly once; stops at the first failure."""
+
+    def __init__(self, ctx: PhaseContext) -> None:
+        self.ctx = ctx
+        self.results: list[PhaseResult] = []
+        self.current: str | None = None
+
+    def run_all(self, phases: Sequence[Phase]) -> None:
+        for phase in phases:
+            self.run(phase)
+
+    def run(self, phase: Phase) -> None:
+        ctx = self.ctx
+        if ctx.signals.stop_pending():
+            raise StopRequested(ctx.signals.name(ctx.signals.stop_signal or 15))
+        self.current = phase.name
+        ctx.notifier.extend_timeout(phase.budget(ctx.settings))
+        ctx.notifier.status(f"phase {phase.name}")
+        ctx.log.info("phase.started", phase=phase.name)
+        started = time.monotonic()
+        try:
+            phase.run(ctx)
+        except SupervisorError as exc:
+            self.record_failure(phase.name, started, exc)
+            raise
+        except StopRequested:
+            ctx.log.info("phase.interrupted", phase=phase.name,
+                         duration_ms=round((time.monotonic() - started) * 1000))
+            raise
+        duration = round((time.monotonic() - started) * 1000)
+        self.results.append(PhaseResult(phase.name, True, duration))
+        ctx.log.info("phase.completed", phase=phase.name, duration_ms=duration)
+        self.current = None
+
+    def record_failure(self, name: str, started: float, exc: SupervisorError) -> None:
+        duration = round((time.monotonic() - started) * 1000)
+        self.results.append(PhaseResult(name, False, duration, int(exc.exit_code)))
+        self.ctx.log.error("phase.failed", phase=name, exit_code=int(exc.exit_code),
+                           error=exc.message, hint=exc.hint, duration_ms=duration, **exc.fields)
+        self.current = None
+
+
+def log_validation_failure(log: Any, problems: list[dict[str, str]], duration_ms: int,
+                           unknown: list[dict[str, str]] | None = None) -> None:
+    """The single event for an invalid configuration (exit 78), typos included."""
+    names = ", ".join(p["variable"] for p in problems)
+    extra = {"unknown_variables": unknown} if unknown else {}
+    log.error(
+        "phase.failed", phase="validate_env", exit_code=int(ExitCode.CONFIG),
+        error=f"invalid configuration: {len(problems)} problem(s) with {names}",
+        problems=problems, duration_ms=duration_ms, **extra,
+        hint="fix the variables listed in problems (see the README's environment table); nothing "
+             "else was touched",
+    )

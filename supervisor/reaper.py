@@ -1,0 +1,72 @@
+"""Zombie reaping and descendant clean-up: the duties of PID 1 and of a child subreaper.
+
+As PID 1 (a container entrypoint) the supervisor inherits every orphan in its PID
+namespace; elsewhere it asks Linux to make it their *subreaper*, so a helper process
+that the app started and abandoned is reparented to the supervisor, not to init,
+and can be reaped and, at shutdown, stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+from pathlib import Path
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Make this process the subreaper of its descendants (no-op and True as PID 1)."""
+    if os.getpid() == 1:
+        return True
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def reap_any() -> list[tuple[int, int]]:
+    """Collect every exited child without blocking: ``[(pid, wait status), ...]``."""
+    reaped = []
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            break
+        reaped.append((pid, status))
+    return reaped
+
+
+def direct_children() -> list[int]:
+    """PIDs whose parent is this process (adopted orphans included), from /proc."""
+    me = os.getpid()
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses: split after the last ')'.
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and int(fields[1]) == me:
+            children.append(int(entry.name))
+    return children
+
+
+def kill_children(exclude: set[int]) -> list[int]:
+    """SIGKILL every direct child (and its group) except ``exclude``; return whom."""
+    killed = []
+    for pid in direct_children():
+        if pid in exclude:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    return killed

@@ -1,0 +1,153 @@
+"""``jarlpm run`` and ``jarlpm check``: the ordered steps from environment to a supervised server.
+
+``run`` is: configure logging, install signal handling, validate the environment,
+bind the socket and prespawn the server processes (imports overlap the phases),
+run the phases, supervise, stop whatever the phases started, report the exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import traceback
+from typing import Any
+
+from . import config, dburl, listener, logsetup, reaper
+from .arbiter import Arbiter
+from .exitcodes import ExitCode, StopRequested, SupervisorError
+from .notify import Notifier
+from .phases import MigratePhase, PhaseContext, PhaseRunner, log_validation_failure, startup_phases
+from .signals import SignalQueue
+from .status import StatusServer, socket_path
+
+
+def _validate(log: Any, notifier: Notifier, signals: SignalQueue) -> config.Settings:
+    """The validate_env phase: every variable at once; one event with every problem (exit 78)."""
+    log.info("phase.started", phase="validate_env")
+    started = time.monotonic()
+    try:
+        settings = config.load_settings(os.environ)
+    except config.ConfigError as exc:
+        log_validation_failure(log, [p.as_dict() for p in exc.problems],
+                               round((time.monotonic() - started) * 1000), list(exc.unknown))
+        raise SupervisorError(str(exc), ExitCode.CONFIG, "fix the configuration",
+                              logged=True) from None
+    for warning in settings.warnings:
+        hint = (f"did you mean {warning['suggestion']}?" if warning["suggestion"]
+                else "no JarlPM setting has this name; remove it or fix the spelling")
+        log.warning("config.unknown_variable", variable=warning["variable"],
+                    suggestion=warning["suggestion"] or None, hint=hint)
+    logsetup.configure(settings.log_format, settings.log_level)
+    return settings
+
+
+def _finish_validation(log: Any, started: float) -> None:
+    log.info("phase.completed", phase="validate_env",
+             duration_ms=round((time.monotonic() - started) * 1000))
+
+
+def _stopped(log: Any, code: ExitCode) -> int:
+    log.info("supervisor.stopped", exit_code=int(code))
+    logsetup.flush()
+    return int(code)
+
+
+def _fail(log: Any, exc: SupervisorError, phase: str | None) -> None:
+    """Log a failure raised outside the phase runner (which logs its own)."""
+    if exc.fields.get("logged"):
+        return
+    log.error("phase.failed", phase=phase or "supervise", exit_code=int(exc.exit_code),
+              error=exc.message, hint=exc.hint, **exc.fields)
+
+
+def run(check_only: bool = False) -> int:
+    """The supervisor's whole life; returns the process exit code."""
+    fmt, level = config.log_settings_only(os.environ)
+    logsetup.configure(fmt, level)
+    log = logsetup.get_logger()
+    signals = SignalQueue()
+    signals.install()
+    reaper.become_subreaper()
+    notifier = Notifier()
+    arbiter: Arbiter | None = None
+    ctx: PhaseContext | None = None
+    status: StatusServer | None = None
+    code = ExitCode.SOFTWARE
+    try:
+        started = time.monotonic()
+        notifier.extend_timeout(30)
+        settings = _validate(log, notifier, signals)
+        sock = None if check_only else listener.bind(settings.host, settings.port)
+        _finish_validation(log, started)
+        ctx = PhaseContext(settings=settings, signals=signals, log=log, notifier=notifier)
+        runner = PhaseRunner(ctx)
+        if sock is not None:
+            status = _status_server(log)
+            arbiter = Arbiter(settings, signals, log, notifier, sock, _server_env(settings),
+                              status=status, protected_pids=lambda: _protected(ctx))
+            if not settings.embedded_database:
+                # Imports overlap the phases; the processes wait for "go" before opening pools.
+                arbiter.prespawn()
+        runner.run_all(startup_phases(settings))
+        if arbiter is None:
+            log.info("check.passed", phases=[r.name for r in runner.results],
+                     duration_ms=round((time.monotonic() - started) * 1000))
+            code = ExitCode.OK
+        else:
+            arbiter.settings = ctx.settings
+            arbiter.env = _server_env(ctx.settings)
+            arbiter.reload_migrations = lambda: runner.run(MigratePhase())
+            code = arbiter.run()
+    except StopRequested as stop:
+        log.info("supervisor.stopping", signal=stop.signame, graceful=True, during="phases")
+        code = ExitCode.OK
+    except SupervisorError as exc:
+        _fail(log, exc, None)
+        code = exc.exit_code
+    except Exception as exc:  # the one broad guard: log, stop children, exit 70
+        log.critical("supervisor.crashed", error=dburl.redact(repr(exc)),
+                     traceback=dburl.redact(traceback.format_exc()),
+                     hint="this is a bug in the supervisor: please report it with this event")
+        code = ExitCode.SOFTWARE
+    finally:
+        if arbiter is not None and arbiter.exit_code is None:
+            arbiter.abort()
+        if ctx is not None:
+            for stop_hook in reversed(ctx.on_stop):
+                with contextlib.suppress(Exception):
+                    stop_hook()
+        if status is not None:
+            status.close()
+        if arbiter is not None:
+            arbiter.clear_descendants()
+        signals.restore()
+    return _stopped(log, code)
+
+
+def _status_server(log: Any) -> StatusServer | None:
+    try:
+        return StatusServer(socket_path())
+    except OSError as exc:
+        log.warning("status.unavailable", path=str(socket_path()), error=exc.strerror,
+                    hint="set JARLPM_STATE_DIR (or systemd's RuntimeDirectory=) to a writable directory "
+                         "for `jarlpm status`")
+        return None
+
+
+def _protected(ctx: PhaseContext | None) -> set[int]:
+    """PIDs the descendant sweep must spare until their own stop hook runs (embedded PostgreSQL)."""
+    if ctx is None:
+        return set()
+    pid = ctx.facts.get("embedded_postmaster_pid")
+    return {int(pid)} if pid else set()
+
+
+def _server_env(settings: config.Settings) -> dict[str, str]:
+    """The server processes' environment: the validated settings, embedded URL included."""
+    env = dict(os.environ)
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
+        env.pop("DATABASE_URL_FILE", None)
+    env["DB_LEAK_THRESHOLD"] = f"{settings.db_leak_threshold:g}"
+    return env

@@ -1,0 +1,60 @@
+"""A small ASGI app that knows nothing of the supervisor, for supervision tests.
+
+/slow?s=N answers after N seconds (in-flight requests on shutdown); /block stalls the
+event loop with a blocking sleep (hang detection); /helper starts a grandchild
+process (orphan clean-up); /pid says which server process answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/api/health")
+async def health() -> dict[str, str]:
+    return {"status": "healthy"}
+
+
+@app.get("/api/health/ready")
+async def ready() -> dict[str, str]:
+    return {"status": "ready"}
+
+
+@app.get("/pid")
+async def pid() -> dict[str, int]:
+    return {"pid": os.getpid()}
+
+
+@app.get("/slow")
+async def slow(s: float = 1.0) -> dict[str, float]:
+    await asyncio.sleep(s)
+    return {"slept": s}
+
+
+def stalled_in_blocking_call(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@app.get("/block")
+async def block(s: float = 60.0) -> dict[str, str]:
+    stalled_in_blocking_call(s)
+    return {"status": "unblocked"}
+
+
+@app.get("/helper")
+async def helper() -> dict[str, int]:
+    # A helper that outlives the request, in its own session like a daemonising tool would.
+    proc = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    return {"helper_pid": proc.pid}
+
+
+@app.get("/crash")
+async def crash() -> dict[str, str]:
+    os._exit(7)

@@ -1,0 +1,68 @@
+"""Throwaway PostgreSQL for the tests: a cluster the run starts itself, or ``TEST_DATABASE_URL``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+
+from supervisor.pgcluster import LocalPostgres
+
+APP_ROLE = "jarlpm_app"
+APP_PASSWORD = "s3cret-app-pw"
+
+
+def make_cluster(**kwargs: object) -> LocalPostgres:
+    """Create and start a cluster in a fresh directory under /tmp (traversable by postgres)."""
+    base = Path(tempfile.mkdtemp(prefix="jarlpm-test-pg-"))
+    os.chmod(base, 0o755)
+    cluster = LocalPostgres(base / "data", **kwargs)  # type: ignore[arg-type]
+    cluster.init()
+    cluster.start()
+    return cluster
+
+
+class ExternalPostgres:
+    """An existing server named by TEST_DATABASE_URL (a superuser or CREATEDB/CREATEROLE role)."""
+
+    def __init__(self, url: str) -> None:
+        self.admin_url = url
+
+    def url(self, dbname: str = "postgres", user: str | None = None, password: str | None = None) -> str:
+        parts = urlsplit(self.admin_url)
+        netloc = parts.netloc
+        if user is not None:
+            host = netloc.rsplit("@", 1)[-1]
+            netloc = f"{user}:{password}@{host}"
+        return urlunsplit((parts.scheme, netloc, "/" + dbname, parts.query, ""))
+
+    def execute(self, sql: str, dbname: str | None = None, autocommit: bool = True) -> list[tuple[object, ...]]:
+        conn = psycopg2.connect(self.admin_url if dbname is None else self.url(dbname), connect_timeout=10)
+        try:
+            conn.autocommit = autocommit
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+    def create_database(self, name: str, owner: str | None = None, owner_password: str | None = None) -> str:
+        if owner and not self.execute(f"SELECT 1 FROM pg_roles WHERE rolname = '{owner}'"):
+            self.execute(f"CREATE ROLE {owner} LOGIN PASSWORD '{owner_password}'")
+        self.execute(f'CREATE DATABASE "{name}"' + (f' OWNER "{owner}"' if owner else ""))
+        return self.url(name, user=owner, password=owner_password) if owner else self.url(name)
+
+
+def new_app_database(server: LocalPostgres | ExternalPostgres) -> tuple[str, str]:
+    """Create an empty database owned by the (non-superuser) app role; return (name, url)."""
+    name = "t_" + secrets.token_hex(6)
+    url = server.create_database(name, owner=APP_ROLE, owner_password=APP_PASSWORD)
+    return name, url
+
+
+def drop_database(server: LocalPostgres | ExternalPostgres, name: str) -> None:
+    server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
