@@ -1,0 +1,123 @@
+"""Alembic environment for JarlPM: the ``alembic`` CLI (online or ``--sql``) or a given connection.
+
+In-process callers (the supervisor, tests) put an open SQLAlchemy ``Connection``
+in ``config.attributes["connection"]``: it is used as is (no engine is created,
+nothing is committed or closed here beyond alembic's own per-migration
+transactions).  Hand it over outside a transaction to get one transaction per
+migration; inside one, every migration runs in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import os
+from logging.config import fileConfig
+
+import sqlalchemy as sa
+from jarlpm.dburl import normalise_database_url, read_env_url
+from jarlpm.models import Base
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
+
+from alembic import context
+
+config = context.config
+target_metadata = Base.metadata
+
+# Tables named jarlpm_* hold the supervisor's bookkeeping, not the app's
+# models; autogenerate and `alembic check` leave them alone.
+BOOKKEEPING_PREFIX = "jarlpm_"
+
+
+def _configure_logging() -> None:
+    """Apply alembic.ini's logging only for the ``alembic`` CLI (the one caller with ``cmd_opts``).
+
+    An in-process caller keeps its own setup: the supervisor's stdout carries
+    nothing but JSON, which a plain-text handler added here would break.
+    """
+    wanted = config.attributes.get("configure_logger", config.cmd_opts is not None)
+    if config.config_file_name and wanted:
+        fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+
+def _database_url() -> str | None:
+    """``-x url=``, else a caller's ``sqlalchemy.url``, else DATABASE_DIRECT_URL or DATABASE_URL."""
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        # The direct URL bypasses PgBouncer in transaction mode, which cannot
+        # carry DDL transactions or session-level settings reliably.
+        url = read_env_url("DATABASE_DIRECT_URL", os.environ) or read_env_url("DATABASE_URL", os.environ)
+    return normalise_database_url(url) if url else None
+
+
+def _include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object | None) -> bool:
+    """Skip the supervisor's bookkeeping tables when comparing the models with the database."""
+    if type_ == "table" and reflected and compare_to is None and name:
+        return not name.startswith(BOOKKEEPING_PREFIX)
+    return True
+
+
+COMMON_OPTIONS: dict[str, object] = {
+    "target_metadata": target_metadata,
+    "compare_type": True,
+    "compare_server_default": True,
+    "include_object": _include_object,
+    # A failing migration then leaves the schema at the last good revision
+    # instead of rolling back every migration of the run.
+    "transaction_per_migration": True,
+}
+
+
+def run_migrations_offline() -> None:
+    """Write the SQL to stdout; no URL needed (the dialect alone decides the SQL)."""
+    url = _database_url()
+    target: dict[str, object] = {"url": url} if url else {"dialect_name": "postgresql"}
+    context.configure(literal_binds=True, dialect_opts={"paramstyle": "named"}, **target, **COMMON_OPTIONS)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run_on(connection: Connection) -> None:
+    context.configure(connection=connection, **COMMON_OPTIONS)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _connect_args() -> dict[str, object]:
+    """Name the connection for diagnostics; apply MIGRATION_DDL_LOCK_TIMEOUT when set."""
+    args: dict[str, object] = {
+        "connect_timeout": 10,
+        "application_name": f"jarlpm-migrate:{os.getpid()}",
+    }
+    lock_timeout = os.environ.get("MIGRATION_DDL_LOCK_TIMEOUT", "").strip()
+    if lock_timeout:
+        # A DDL statement queued behind a long transaction blocks every query
+        # queued behind it; failing fast is better than a frozen service.
+        args["options"] = f"-c lock_timeout={round(float(lock_timeout) * 1000)}"
+    return args
+
+
+def run_migrations_online() -> None:
+    """Migrate on the caller's connection, or on one of our own from the configured URL."""
+    handed_over = config.attributes.get("connection")
+    if handed_over is not None:
+        _run_on(handed_over)
+        return
+    url = _database_url()
+    if not url:
+        raise RuntimeError(
+            "no database URL: set DATABASE_DIRECT_URL or DATABASE_URL (or their *_FILE variants), "
+            "or pass `-x url=postgresql://...`"
+        )
+    engine = sa.create_engine(url, poolclass=NullPool, connect_args=_connect_args())
+    try:
+        with engine.connect() as connection:
+            _run_on(connection)
+    finally:
+        engine.dispose()
+
+
+_configure_logging()
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

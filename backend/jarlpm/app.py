@@ -1,0 +1,37 @@
+"""The FastAPI application: routes, error handlers, and a lifespan that owns the database engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+from jarlpm.api import api_router
+from jarlpm.errors import install_handlers
+from jarlpm.runtime import start_runtime
+from jarlpm.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; ``settings`` default to the environment, read when the app starts, not now.
+
+    Importing ``server`` therefore opens nothing and reads nothing, so a server
+    process can import the app while the supervisor is still migrating.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await anyio.to_thread.run_sync(start_runtime, settings or Settings.from_env())
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            runtime.stopping.set()
+            await anyio.to_thread.run_sync(runtime.dispose)
+
+    app = FastAPI(title="JarlPM", version="1.0.0", lifespan=lifespan)
+    app.include_router(api_router())
+    install_handlers(app)
+    return app

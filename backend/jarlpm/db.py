@@ -1,0 +1,171 @@
+"""The database engines (the request pool and the readiness probe's) and the pool's warm-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from jarlpm.settings import Settings
+
+log = logging.getLogger("jarlpm.db")
+
+# Diagnostics (pg_stat_activity) find JarlPM's connections by the ``jarlpm-``
+# prefix and the holder process by the pid after the colon.
+SERVER_APPLICATION = "jarlpm-server"
+PROBE_APPLICATION = "jarlpm-ready"
+
+# Warming must never hold up start-up for long: a slow database is reported by
+# the first request (503), not by a server that takes a minute to boot.
+WARM_DEADLINE_S = 10.0
+
+
+def application_name(prefix: str = SERVER_APPLICATION) -> str:
+    """Return ``<prefix>:<pid>``, naming JarlPM and the process holding a connection."""
+    return f"{prefix}:{os.getpid()}"
+
+
+def _milliseconds(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def connect_args(
+    settings: Settings,
+    *,
+    application: str = SERVER_APPLICATION,
+    statement_timeout_s: float | None = None,
+    connect_timeout_s: int | None = None,
+) -> dict[str, object]:
+    """psycopg2 connect arguments: timeouts as server options, and the application name.
+
+    ``statement_timeout`` and ``idle_in_transaction_session_timeout`` are set per
+    connection (``options=-c ...``) so that one bad request cannot hold a pooled
+    connection forever; 0 leaves the server's default.  Any ``options`` already in
+    the URL's query string are kept and ours appended, because connect_args
+    would otherwise replace them.  (Behind PgBouncer, setting a timeout needs
+    its ``ignore_startup_parameters = options``, or a direct URL.)
+    """
+    if statement_timeout_s is None:
+        statement_timeout_s = settings.statement_timeout_s
+    if connect_timeout_s is None:
+        connect_timeout_s = settings.connect_timeout_s
+    options = []
+    if settings.database_url:
+        existing = sa.make_url(settings.database_url).query.get("options")
+        if isinstance(existing, str) and existing.strip():
+            options.append(existing.strip())
+    if statement_timeout_s > 0:
+        options.append(f"-c statement_timeout={_milliseconds(statement_timeout_s)}")
+    if settings.idle_in_transaction_timeout_s > 0:
+        idle_ms = _milliseconds(settings.idle_in_transaction_timeout_s)
+        options.append(f"-c idle_in_transaction_session_timeout={idle_ms}")
+    args: dict[str, object] = {
+        "connect_timeout": connect_timeout_s,
+        "application_name": application_name(application),
+    }
+    if options:
+        args["options"] = " ".join(options)
+    return args
+
+
+def create_db_engine(settings: Settings) -> Engine:
+    """Create the server's pooled engine from ``settings`` (which must name a database URL)."""
+    if not settings.database_url:
+        raise ValueError("create_db_engine needs settings.database_url")
+    engine = sa.create_engine(
+        settings.database_url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout_s,
+        pool_recycle=settings.pool_recycle_s,
+        # A database restart leaves every pooled connection dead; pinging on
+        # checkout replaces them transparently, so nothing needs a restart.
+        pool_pre_ping=True,
+        connect_args=connect_args(settings),
+    )
+    # >>> Pool instrumentation hooks in here, on the one engine serving requests:
+    #     from jarlpm.pool_instrumentation import instrument; instrument(engine)
+    return engine
+
+
+def create_probe_engine(settings: Settings) -> Engine:
+    """Create the readiness probe's engine: unpooled, short timeouts, its own application name.
+
+    Its statement timeout is set per probe (see ``bounded_transaction``).  Kept
+    apart from the request pool so that a saturated pool does not make
+    every replica look unready at once (which would take the whole service out
+    of the load balancer exactly when it is busiest), and so that a probe never
+    waits ``DB_POOL_TIMEOUT`` for a connection.
+    """
+    if not settings.database_url:
+        raise ValueError("create_probe_engine needs settings.database_url")
+    return sa.create_engine(
+        settings.database_url,
+        poolclass=NullPool,
+        connect_args=connect_args(
+            settings,
+            application=PROBE_APPLICATION,
+            # The probe bounds its query with SET LOCAL instead: PgBouncer (in
+            # transaction mode) refuses an ``options`` startup parameter unless
+            # configured to ignore it, and a probe must not fail for that.
+            statement_timeout_s=0,
+            connect_timeout_s=max(2, round(settings.ready_timeout_s)),  # libpq's minimum is 2
+        ),
+    )
+
+
+@contextmanager
+def bounded_transaction(connection: Connection, timeout_s: float) -> Iterator[Connection]:
+    """Run a transaction whose statements PostgreSQL cancels after ``timeout_s``."""
+    with connection.begin():
+        # SET takes no bind parameters; the value is an int we computed.
+        connection.execute(sa.text(f"SET LOCAL statement_timeout = {_milliseconds(timeout_s)}"))
+        yield connection
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for requests; attributes stay loaded after commit so responses need no re-query."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def warm_pool(engine: Engine, count: int, deadline_s: float = WARM_DEADLINE_S) -> int:
+    """Open up to ``count`` pooled connections at once, then return them to the pool.
+
+    They are held together because checking out and returning one at a time
+    would reuse a single connection.  Stops at the first failure or at the
+    deadline and returns how many were opened; an unreachable database is
+    logged, not raised, so the server still starts and answers 503 until the
+    database returns.
+    """
+    started = time.monotonic()
+    deadline = started + deadline_s
+    opened = 0
+    with ExitStack() as held:
+        try:
+            while opened < count and time.monotonic() < deadline:
+                held.enter_context(engine.connect())
+                opened += 1
+        except OperationalError as exc:
+            log.warning(
+                "db.pool.warm_failed",
+                extra={"opened": opened, "wanted": count, "error": describe_db_error(exc)},
+            )
+            return opened
+    duration_ms = _milliseconds(time.monotonic() - started)
+    log.info("db.pool.warmed", extra={"opened": opened, "wanted": count, "duration_ms": duration_ms})
+    return opened
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """First line of the driver's message: says what failed without the SQL or its parameters."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,96 @@
+"""Errors with a status code, and handlers turning them (and database failures) into responses."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
+
+from jarlpm.db import describe_db_error
+from jarlpm.stages import StageTransitionError
+
+log = logging.getLogger("jarlpm.api")
+
+# Seconds a client should wait before retrying: a database restart or failover
+# usually completes within a few seconds; a pool wait clears sooner.
+RETRY_AFTER_UNAVAILABLE_S = 5
+RETRY_AFTER_POOL_S = 2
+
+
+class NotFound(LookupError):
+    """A resource named in the path does not exist (404)."""
+
+    def __init__(self, kind: str, ident: int) -> None:
+        super().__init__(f"{kind} {ident} not found")
+
+
+class Conflict(RuntimeError):
+    """The request is valid but clashes with the resource's state, e.g. a locked epic (409)."""
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The request needs a database the app cannot reach or does not have (503)."""
+
+
+def _detail(status: int, detail: str, retry_after: int | None = None) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _unavailable(request: Request, error: str) -> JSONResponse:
+    log.warning("db.unavailable", extra={"path": request.url.path, "error": error})
+    return _detail(503, "database unavailable, retry later", RETRY_AFTER_UNAVAILABLE_S)
+
+
+async def not_found(request: Request, exc: Exception) -> JSONResponse:
+    """404 with the resource kind and id."""
+    return _detail(404, str(exc))
+
+
+async def conflict(request: Request, exc: Exception) -> JSONResponse:
+    """409 with the rule that was broken."""
+    return _detail(409, str(exc))
+
+
+async def integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    """409: a constraint caught a race the checks could not (e.g. a parent deleted meanwhile)."""
+    error = describe_db_error(exc)
+    log.info("db.integrity_error", extra={"path": request.url.path, "error": error})
+    return _detail(409, "the change conflicts with the current data; reload and retry")
+
+
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 + Retry-After: no database configured."""
+    return _unavailable(request, str(exc))
+
+
+async def operational_error(request: Request, exc: Exception) -> JSONResponse:
+    """503 + Retry-After: connection refused or lost, server shutting down, statement timeout."""
+    return _unavailable(request, describe_db_error(exc))
+
+
+async def dbapi_error(request: Request, exc: Exception) -> JSONResponse:
+    """503 + Retry-After when the driver lost the connection; any other driver error is a 500."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return _unavailable(request, describe_db_error(exc))
+    raise exc
+
+
+async def pool_timeout(request: Request, exc: Exception) -> JSONResponse:
+    """503 + Retry-After: every pooled connection stayed busy for DB_POOL_TIMEOUT seconds."""
+    log.warning("db.pool.timeout", extra={"path": request.url.path, "error": str(exc)})
+    return _detail(503, "server busy: no database connection free, retry later", RETRY_AFTER_POOL_S)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the handlers; Starlette picks the most specific class in the exception's MRO."""
+    app.add_exception_handler(NotFound, not_found)
+    app.add_exception_handler(Conflict, conflict)
+    app.add_exception_handler(StageTransitionError, conflict)
+    app.add_exception_handler(DatabaseUnavailable, database_unavailable)
+    app.add_exception_handler(sa_exc.IntegrityError, integrity_error)
+    app.add_exception_handler(sa_exc.OperationalError, operational_error)
+    app.add_exception_handler(sa_exc.DBAPIError, dbapi_error)
+    app.add_exception_handler(sa_exc.TimeoutError, pool_timeout)
