@@ -230,6 +230,12 @@ class _Reader:
                             "the path of a readable file holding the URL")
                 )
                 return None
+            except UnicodeDecodeError:
+                self.problems.append(
+                    Problem(f"{name}_FILE", f"names {file_name!r}, which is not UTF-8 text",
+                            "a text file holding the URL")
+                )
+                return None
             if not value:
                 self.problems.append(
                     Problem(f"{name}_FILE", f"names {file_name!r}, which is empty",

@@ -35,13 +35,14 @@ _PERMANENT: list[tuple[str, tuple[str, ...], tuple[str, ...], ExitCode, str]] = 
      ExitCode.NOPERM,
      "the database refused the credentials: check the user and password in DATABASE_URL "
      "(or DATABASE_URL_FILE) and pg_hba.conf; retrying will not help"),
-    ("database_missing", ("3D000",), ("database \"",),
-     ExitCode.NOPERM,
-     "the database named in DATABASE_URL does not exist: create it (createdb) or fix the name"),
+    # Before database_missing: 'permission denied for database "app"' names a database too.
     ("permission_denied", ("42501",), ("permission denied", "does not have connect privilege"),
      ExitCode.NOPERM,
      "the role lacks a privilege: GRANT CONNECT on the database and USAGE/CREATE on the schema "
      "to the application's role, or run as the database owner"),
+    ("database_missing", ("3D000",), ("database \"",),
+     ExitCode.NOPERM,
+     "the database named in DATABASE_URL does not exist: create it (createdb) or fix the name"),
     ("ssl_mismatch", (), ("does not support ssl", "ssl was required", "invalid sslmode", "sslmode value"),
      ExitCode.CONFIG,
      "the SSL settings do not match the server: adjust sslmode in the URL's query string "

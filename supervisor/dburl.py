@@ -36,6 +36,11 @@ def to_sqlalchemy_url(raw: str) -> URL:
         raise InvalidDatabaseUrl(
             "is not a URL; expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
         ) from None
+    except ValueError:
+        # SQLAlchemy's int() of the port: a config error (exit 78), not a crash (exit 70).
+        raise InvalidDatabaseUrl(
+            "has a port that is not a number; expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+        ) from None
     if url.drivername not in _ACCEPTED_SCHEMES:
         raise InvalidDatabaseUrl(
             f"has scheme {url.drivername!r}; expected postgresql:// or postgres://"
@@ -71,16 +76,20 @@ def register_secret(value: str | None) -> None:
 
 
 def register_url_secrets(raw: str | None) -> None:
-    """Register the password of a database URL, if it has one."""
+    """Register the password of a database URL, if it has one: decoded, and as written.
+
+    A URL carries ``p@ss`` as ``p%40ss``; either form can end up in a message.
+    """
     if not raw:
         return
     try:
         password = make_url(raw.strip()).password
-    except ArgumentError:
-        match = _URL_PASSWORD.search(raw)
-        password = match.group("pw") if match else None
-    if password:
-        register_secret(str(password))
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        password = None
+    match = _URL_PASSWORD.search(raw)
+    for value in (password, match.group("pw") if match else None):
+        if value:
+            register_secret(str(value))
 
 
 def _mask_url_password(match: re.Match[str]) -> str:
@@ -92,11 +101,12 @@ def _mask_url_password(match: re.Match[str]) -> str:
 
 def redact(text: str) -> str:
     """Mask URL passwords, ``password=`` keywords and every registered secret in ``text``."""
-    text = _URL_PASSWORD.sub(_mask_url_password, text)
-    text = _KEYWORD_PASSWORD.sub(r"\g<pre>***", text)
     with _secrets_lock:
         secrets = sorted(_secrets, key=len, reverse=True)
+    # Registered secrets first: the URL pattern stops at a password's first "@", so
+    # running it first would mask "p" of "p@ss:w/rd" and leave "ss:w/rd" behind.
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, "***")
-    return text
+    text = _URL_PASSWORD.sub(_mask_url_password, text)
+    return _KEYWORD_PASSWORD.sub(r"\g<pre>***", text)

@@ -103,7 +103,9 @@ class StreamRelay:
     def _line(self, text: str) -> None:
         if self._capture_dump(text):
             return
-        if self._traceback or text.startswith("Traceback (most recent call last):"):
+        # A chained exception's "During handling of the above exception…" header opens the
+        # next part, rather than becoming a stray server.output line between two tracebacks.
+        if self._traceback or text.startswith(_TB_CONTINUATION):
             self._collect_traceback(text)
             return
         if self.tail is not None:

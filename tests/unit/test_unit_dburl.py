@@ -1,0 +1,132 @@
+"""Specifications of ``supervisor.dburl``: driver mapping that keeps the query, and redaction of secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from supervisor import dburl
+
+SPECIAL = "p@ss:w/rd"
+SPECIAL_ENCODED = "p%40ss%3Aw%2Frd"
+
+
+@pytest.fixture(autouse=True)
+def _restore_registered_secrets() -> Iterator[None]:
+    """Registered secrets are process-wide; each test starts and ends with the same set."""
+    saved = set(dburl._secrets)
+    dburl._secrets.clear()
+    yield
+    dburl._secrets.clear()
+    dburl._secrets.update(saved)
+
+
+class TestDriverMapping:
+    """postgres:// and postgresql:// become postgresql+psycopg2://, query parameters kept."""
+
+    @pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgresql+psycopg2"])
+    def test_scheme_mapped_to_psycopg2(self, scheme: str) -> None:
+        url = dburl.to_sqlalchemy_url(f"{scheme}://app:pw@db:5432/jarlpm")
+        assert url.drivername == "postgresql+psycopg2"
+        assert (url.username, url.password, url.host, url.port, url.database) == ("app", "pw", "db", 5432, "jarlpm")
+
+    def test_query_parameters_survive(self) -> None:
+        raw = "postgres://app:pw@db/jarlpm?sslmode=require&application_name=x"
+        url = dburl.to_sqlalchemy_url(raw)
+        assert dict(url.query) == {"sslmode": "require", "application_name": "x"}
+        normalised = dburl.normalise(raw)
+        assert normalised.startswith("postgresql+psycopg2://app:pw@db/jarlpm?")
+        assert "sslmode=require" in normalised and "application_name=x" in normalised
+
+    def test_libpq_dsn_is_plain_postgresql(self) -> None:
+        dsn = dburl.libpq_dsn(f"postgres://app:{SPECIAL_ENCODED}@db/jarlpm?sslmode=require")
+        assert dsn == f"postgresql://app:{SPECIAL_ENCODED}@db/jarlpm?sslmode=require"
+
+    def test_encoded_password_is_decoded(self) -> None:
+        assert dburl.to_sqlalchemy_url(f"postgresql://app:{SPECIAL_ENCODED}@db/jarlpm").password == SPECIAL
+
+    @pytest.mark.parametrize(("raw", "fragment"), [
+        ("mysql://app:pw@db/jarlpm", "scheme 'mysql'"),
+        ("postgresql://app:pw@db", "names no database"),
+        ("nonsense", "is not a URL"),
+        ("postgresql://app:pw@db:port/jarlpm", "port that is not a number"),
+    ])
+    def test_invalid(self, raw: str, fragment: str) -> None:
+        with pytest.raises(dburl.InvalidDatabaseUrl, match=fragment) as info:
+            dburl.to_sqlalchemy_url(raw)
+        assert "pw@" not in str(info.value)
+
+
+class TestRedact:
+    """Passwords are masked wherever they appear: in URLs, keyword strings, and as registered secrets."""
+
+    def test_url_password(self) -> None:
+        text = "could not connect to postgresql://app:hunter22@db:5432/jarlpm?sslmode=require"
+        assert dburl.redact(text) == "could not connect to postgresql://app:***@db:5432/jarlpm?sslmode=require"
+
+    def test_url_without_password_unchanged(self) -> None:
+        assert dburl.redact("postgresql://app@db/jarlpm") == "postgresql://app@db/jarlpm"
+
+    def test_several_urls_in_one_text(self) -> None:
+        text = "postgres://a:one1@h1/d and postgresql+psycopg2://b:two2@h2/d"
+        assert dburl.redact(text) == "postgres://a:***@h1/d and postgresql+psycopg2://b:***@h2/d"
+
+    def test_placeholder_in_hints_is_kept(self) -> None:
+        hint = "expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+        assert dburl.redact(hint) == hint
+
+    @pytest.mark.parametrize(("text", "expected"), [
+        ("host=db password=hunter22 dbname=x", "host=db password=*** dbname=x"),
+        ("host=db PASSWORD = hunter22", "host=db PASSWORD = ***"),
+        ("host=db password='hunter 22' user=a", "host=db password=*** user=a"),
+        ("?sslmode=require&password=hunter22&x=1", "?sslmode=require&password=***&x=1"),
+    ])
+    def test_keyword_password(self, text: str, expected: str) -> None:
+        assert dburl.redact(text) == expected
+
+    def test_registered_secret_anywhere(self) -> None:
+        dburl.register_url_secrets("postgresql://app:hunter22@db/jarlpm")
+        assert dburl.redact("FATAL: bad token hunter22 (hunter22)") == "FATAL: bad token *** (***)"
+
+    def test_short_secrets_are_not_registered(self) -> None:
+        dburl.register_secret("ab")
+        assert dburl.redact("ab abc") == "ab abc"
+
+    def test_special_characters_encoded_and_decoded(self) -> None:
+        dburl.register_url_secrets(f"postgresql://app:{SPECIAL_ENCODED}@db/jarlpm")
+        assert dburl.redact(f"postgresql://app:{SPECIAL_ENCODED}@db/jarlpm") == "postgresql://app:***@db/jarlpm"
+        assert dburl.redact(f"the password {SPECIAL} was refused") == "the password *** was refused"
+        assert dburl.redact(f"as written: {SPECIAL_ENCODED}.") == "as written: ***."
+
+    def test_decoded_password_inside_a_url_is_masked_whole(self) -> None:
+        dburl.register_url_secrets(f"postgresql://app:{SPECIAL_ENCODED}@db/jarlpm")
+        redacted = dburl.redact(f"postgresql://app:{SPECIAL}@db/jarlpm")
+        assert redacted == "postgresql://app:***@db/jarlpm"
+
+    def test_unparseable_url_password_still_registered(self) -> None:
+        dburl.register_url_secrets("postgresql://app:hunter22@db:port/jarlpm")
+        assert dburl.redact("hunter22") == "***"
+
+    def test_longest_secret_first(self) -> None:
+        dburl.register_secret("hunter")
+        dburl.register_secret("hunter22")
+        assert dburl.redact("x hunter22 y") == "x *** y"
+
+    def test_nothing_to_register(self) -> None:
+        dburl.register_url_secrets(None)
+        dburl.register_url_secrets("")
+        dburl.register_url_secrets("postgresql://app@db/jarlpm")
+        assert dburl._secrets == set()
+
+
+class TestDescribe:
+    """describe() gives a loggable URL: host, port, database and user, never the password."""
+
+    def test_password_hidden(self) -> None:
+        shown = dburl.describe(f"postgres://app:{SPECIAL_ENCODED}@db:5432/jarlpm?sslmode=require")
+        assert shown == "postgresql://app:***@db:5432/jarlpm?sslmode=require"
+        assert SPECIAL not in shown and SPECIAL_ENCODED not in shown
+
+    def test_unparseable(self) -> None:
+        assert dburl.describe("mysql://app:hunter22@db/x") == "<unparseable URL>"

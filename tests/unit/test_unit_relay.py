@@ -1,0 +1,163 @@
+"""Specifications of ``supervisor.relay``: a server's output becomes ordered JSON events, stamped as the server's."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import deque
+from typing import Any
+
+from supervisor.relay import StackDump, StreamRelay, parse_line
+
+PID = 4242
+
+
+def relay(data: bytes, stream: str = "stderr", tail: deque[str] | None = None,
+          dump: StackDump | None = None) -> list[dict[str, Any]]:
+    """Run a relay over ``data`` to end of file and return what it emitted."""
+    events: list[dict[str, Any]] = []
+    r = StreamRelay(io.BytesIO(data), PID, stream, tail=tail, dump=dump, emit=events.append)
+    r.start()
+    r.join(timeout=5)
+    assert not r.thread.is_alive()
+    return events
+
+
+TRACEBACK = b"""Traceback (most recent call last):
+  File "/app/server.py", line 3, in <module>
+    import jarlpm.missing
+  File "/app/jarlpm/__init__.py", line 1, in <module>
+    raise ImportError("no module")
+
+ImportError: no module named 'jarlpm.missing'
+"""
+
+DUMP = b"""Thread 0x00007f3a1c2b4700 (most recent call first):
+  File "/usr/lib/python3.11/threading.py", line 320 in wait
+  File "x.py", line 3 in f
+
+Current thread 0x00007f3a1d9c8740 (most recent call first):
+  File "/app/slow.py", line 12 in handler
+  <no Python frame>
+"""
+
+
+class TestJsonLines:
+    """JSON lines pass through, stamped source=server and the process's pid over whatever they claimed."""
+
+    def test_passes_through_stamped(self) -> None:
+        line = {"timestamp": "2024-01-01T00:00:00.000Z", "level": "warning", "event": "http.access",
+                "path": "/api/epics", "status": 200}
+        (event,) = relay(json.dumps(line).encode() + b"\n", stream="stdout")
+        assert event == {**line, "source": "server", "pid": PID}
+
+    def test_cannot_pose_as_the_supervisor(self) -> None:
+        (event,) = relay(b'{"event": "supervisor.ready", "source": "supervisor", "pid": 1}\n')
+        assert (event["event"], event["source"], event["pid"]) == ("supervisor.ready", "server", PID)
+
+    def test_missing_fields_filled_in(self) -> None:
+        (event,) = relay(b'{"message": "hi"}\n')
+        assert event["event"] == "server.log" and event["level"] == "info"
+        assert event["timestamp"].endswith("Z")
+
+    def test_parse_line(self) -> None:
+        assert parse_line('{"a": 1}') == {"a": 1}
+        assert parse_line("[1, 2]") is None
+        assert parse_line("{not json") is None
+        assert parse_line("plain") is None
+
+
+class TestPlainText:
+    """Plain text is wrapped as server.output with its stream; blank lines are dropped."""
+
+    def test_stdout_is_info(self) -> None:
+        (event,) = relay(b"hello from print()\n", stream="stdout")
+        assert {k: event[k] for k in ("level", "event", "stream", "message", "source", "pid")} == {
+            "level": "info", "event": "server.output", "stream": "stdout", "message": "hello from print()",
+            "source": "server", "pid": PID}
+
+    def test_stderr_is_warning(self) -> None:
+        (event,) = relay(b"DeprecationWarning: x\r\n")
+        assert (event["level"], event["stream"], event["message"]) == ("warning", "stderr", "DeprecationWarning: x")
+
+    def test_order_kept_and_blank_lines_dropped(self) -> None:
+        events = relay(b"one\n\n   \ntwo\n{\"event\": \"three\"}\nfour")
+        assert [e.get("message", e["event"]) for e in events] == ["one", "two", "three", "four"]
+
+    def test_invalid_utf8_does_not_crash(self) -> None:
+        events = relay(b"bad \xff\xfe bytes\nnext\n")
+        assert [e["message"] for e in events] == ["bad \ufffd\ufffd bytes", "next"]
+
+
+class TestTracebacks:
+    """A multi-line traceback becomes one server.traceback event carrying the full text."""
+
+    def test_one_event(self) -> None:
+        (event,) = relay(TRACEBACK)
+        assert (event["event"], event["level"], event["source"], event["pid"]) == (
+            "server.traceback", "error", "server", PID)
+        assert event["message"] == "ImportError: no module named 'jarlpm.missing'"
+        assert event["traceback"] == TRACEBACK.decode().rstrip("\n")
+
+    def test_lines_around_it_stay_separate_and_in_order(self) -> None:
+        events = relay(b"before\n" + TRACEBACK + b"after\n")
+        assert [e["event"] for e in events] == ["server.output", "server.traceback", "server.output"]
+        assert [events[0]["message"], events[2]["message"]] == ["before", "after"]
+
+    def test_truncated_by_end_of_file_is_still_emitted(self) -> None:
+        (event,) = relay(b'Traceback (most recent call last):\n  File "a.py", line 1, in <module>\n')
+        assert event["event"] == "server.traceback"
+        assert event["traceback"].endswith('line 1, in <module>')
+
+    def test_chained_exception_keeps_its_context(self) -> None:
+        chained = (TRACEBACK + b"\nDuring handling of the above exception, another exception occurred:\n\n"
+                   + TRACEBACK.replace(b"ImportError: no module", b"RuntimeError: startup failed; no module"))
+        events = relay(chained)
+        assert [e["event"] for e in events] == ["server.traceback", "server.traceback"]
+        assert events[1]["traceback"].startswith("During handling of the above exception")
+        assert events[1]["message"].startswith("RuntimeError: startup failed")
+
+    def test_in_the_stderr_tail(self) -> None:
+        tail: deque[str] = deque(maxlen=30)
+        relay(TRACEBACK, tail=tail)
+        assert list(tail) == TRACEBACK.decode().splitlines()
+
+
+class TestStackDumps:
+    """faulthandler's dump goes to the StackDump for child.unresponsive, not into the log stream."""
+
+    def test_dump_captured_not_emitted(self) -> None:
+        dump = StackDump()
+        events = relay(b"before\n" + DUMP + b"after\n", dump=dump)
+        assert [e["message"] for e in events] == ["before", "after"]
+        assert dump.take() == DUMP.decode().splitlines()
+        assert dump.last_line_at > 0
+
+    def test_take_empties_it(self) -> None:
+        dump = StackDump()
+        relay(DUMP, dump=dump)
+        assert dump.take()
+        assert dump.take() == []
+
+    def test_dump_lines_not_in_the_tail(self) -> None:
+        tail: deque[str] = deque(maxlen=30)
+        relay(DUMP + b"after\n", tail=tail, dump=StackDump())
+        assert list(tail) == ["after"]
+
+    def test_without_a_dump_the_lines_are_ordinary_output(self) -> None:
+        events = relay(b'Thread 0x00007f3a1c2b4700 (most recent call first):\n  File "x.py", line 3 in f\n')
+        assert [e["event"] for e in events] == ["server.output", "server.output"]
+
+
+class TestStderrTail:
+    """The stderr tail keeps the last lines, for child.exited."""
+
+    def test_keeps_the_last_lines(self) -> None:
+        tail: deque[str] = deque(maxlen=3)
+        relay(b"".join(b"line %d\n" % n for n in range(10)), tail=tail)
+        assert list(tail) == ["line 7", "line 8", "line 9"]
+
+    def test_json_lines_are_in_the_tail_too(self) -> None:
+        tail: deque[str] = deque(maxlen=3)
+        relay(b'{"event": "x"}\n', tail=tail)
+        assert list(tail) == ['{"event": "x"}']
