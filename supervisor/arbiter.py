@@ -29,6 +29,9 @@ from .status import StatusServer
 TICK = 0.25
 DUMP_WAIT = 2.0  # seconds a stalled process gets to print its stacks before SIGKILL
 KILL_WAIT = 5.0
+# Between "stop accepting" and SIGTERM: connections a process has just accepted get their
+# request read before uvicorn's shutdown would close them unanswered.
+CLOSE_GRACE = 0.5
 
 
 class Arbiter:
@@ -75,6 +78,9 @@ class Arbiter:
         for proc in self.processes():
             proc.send("go")
             proc.go_sent = True
+        for slot, existing in self.slots.items():
+            if existing is None:  # not prespawned (development mode's embedded database)
+                self.slots[slot] = self.spawn(slot)
         while self.exit_code is None:
             self.wait_for_events(TICK)
             self.handle_signals()
@@ -82,6 +88,7 @@ class Arbiter:
             self.reap()
             self.check_heartbeats()
             self.start_due_restarts()
+            self.send_due_terms()
             self.announce_readiness()
             self.notifier.watchdog(self.healthy())
             self.serve_status()
@@ -96,8 +103,9 @@ class Arbiter:
         fds += [p.control for p in self.processes() if p.alive]
         if self.status is not None:
             fds.append(self.status)
-        if self.restart_due:
-            timeout = max(0.0, min(timeout, min(self.restart_due.values()) - time.monotonic()))
+        dues = list(self.restart_due.values()) + [p.term_due for p in self.retiring if p.term_due]
+        if dues:
+            timeout = max(0.0, min(timeout, min(dues) - time.monotonic()))
         with contextlib.suppress(InterruptedError, ValueError, OSError):
             select.select(fds, [], [], timeout)
 
@@ -303,9 +311,17 @@ class Arbiter:
         if old is not None and old.alive:
             old.stop_requested = True
             old.send("drain")
-            old.send_signal(signal.SIGTERM)
+            old.send("close")
+            old.term_due = time.monotonic() + CLOSE_GRACE
             self.retiring.append(old)
         self.replace_next()
+
+    def send_due_terms(self) -> None:
+        now = time.monotonic()
+        for proc in self.retiring:
+            if proc.term_due is not None and proc.term_due <= now and proc.alive:
+                proc.term_due = None
+                proc.send_signal(signal.SIGTERM)
 
     def abort_reload(self, proc: ServerProcess, why: str) -> None:
         self.log.error("supervisor.reload_failed", reason="new_process_died", pid=proc.pid,
@@ -336,6 +352,10 @@ class Arbiter:
             proc.stop_requested = True
         if graceful and procs:
             graceful = self.drain(procs)
+        if graceful and procs:
+            for proc in procs:
+                proc.send("close")
+            graceful = self.wait_until(time.monotonic() + CLOSE_GRACE, lambda: False, escalate=True)
         if graceful and procs:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)

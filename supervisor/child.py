@@ -84,6 +84,7 @@ class ServerProcess:
     go_sent: bool = False
     dump_requested_at: float | None = None
     unresponsive: bool = False
+    term_due: float | None = None
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
     dump: StackDump = field(default_factory=StackDump)
     relays: list[StreamRelay] = field(default_factory=list)

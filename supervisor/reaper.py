@@ -42,10 +42,9 @@ def reap_any() -> list[tuple[int, int]]:
     return reaped
 
 
-def direct_children() -> list[int]:
-    """PIDs whose parent is this process (adopted orphans included), from /proc."""
-    me = os.getpid()
-    children = []
+def parent_map() -> dict[int, int]:
+    """pid -> parent pid for every live process, from /proc (zombies included)."""
+    parents = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -55,9 +54,28 @@ def direct_children() -> list[int]:
             continue
         # The command name may contain spaces and parentheses: split after the last ')'.
         fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 1 and int(fields[1]) == me:
-            children.append(int(entry.name))
-    return children
+        if len(fields) > 1:
+            parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
+def direct_children() -> list[int]:
+    """PIDs whose parent is this process (adopted orphans included)."""
+    me = os.getpid()
+    return [pid for pid, parent in parent_map().items() if parent == me]
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below ``root`` in the process tree, even those in other sessions."""
+    children: dict[int, list[int]] = {}
+    for pid, parent in parent_map().items():
+        children.setdefault(parent, []).append(pid)
+    found, stack = [], list(children.get(root, []))
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, []))
+    return found
 
 
 def kill_children(exclude: set[int]) -> list[int]:

@@ -24,7 +24,7 @@ from typing import Any
 import uvicorn
 from uvicorn.importer import import_from_string
 
-from . import serverlog
+from . import reaper, serverlog
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
@@ -44,6 +44,7 @@ class ControlChannel:
         self.sock = socket.socket(fileno=fd)
         self.go = threading.Event()
         self.draining = threading.Event()
+        self.on_close: list[Callable[[], None]] = []
         self._write_lock = threading.Lock()
         threading.Thread(target=self._read, name="control-reader", daemon=True).start()
 
@@ -64,9 +65,16 @@ class ControlChannel:
                     self.go.set()
                 elif line == b"drain":
                     self.draining.set()
+                elif line == b"close":
+                    for callback in self.on_close:
+                        callback()
 
     @staticmethod
     def _supervisor_gone() -> None:
+        # Helpers may have left our process group (setsid): find them through the tree.
+        for pid in reaper.descendants(os.getpid()):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(os.getpgrp(), signal.SIGKILL)
         os._exit(1)
@@ -104,6 +112,22 @@ class SupervisedServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, channel: ControlChannel) -> None:
         super().__init__(config)
         self.channel = channel
+        self._loop: asyncio.AbstractEventLoop | None = None
+        channel.on_close.append(self._close_from_thread)
+
+    def _close_from_thread(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.stop_accepting)
+
+    def stop_accepting(self) -> None:
+        """Stop taking connections from the shared socket; the ones taken are still served.
+
+        Sent before SIGTERM on a reload or a stop: uvicorn's shutdown closes connections
+        that were accepted but whose request had not arrived yet, so the supervisor first
+        lets the other processes (or the backlog) take new connections.
+        """
+        for server in getattr(self, "servers", []):
+            server.close()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         # Hold lifespan startup (which opens the app's pool) until the schema is at head.
@@ -111,6 +135,7 @@ class SupervisedServer(uvicorn.Server):
             if self.should_exit:
                 return
             await asyncio.sleep(0.02)
+        self._loop = asyncio.get_running_loop()
         await super().startup(sockets=sockets)
         if self.started and not self.should_exit:
             self.channel.send("ready")

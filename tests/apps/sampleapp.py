@@ -58,3 +58,24 @@ async def helper() -> dict[str, int]:
 @app.get("/crash")
 async def crash() -> dict[str, str]:
     os._exit(7)
+
+
+@app.get("/leak")
+async def leak() -> dict[str, str]:
+    # An app that carelessly logs its configuration: the supervisor must redact it.
+    import logging
+    import sys
+
+    url = os.environ.get("DATABASE_URL", "")
+    print(f"connecting to {url}", flush=True)
+    print(f"stderr says {url}", file=sys.stderr, flush=True)
+    logging.getLogger("sampleapp").warning("config: %s", url)
+    return {"status": "logged"}
+
+
+@app.get("/orphans")
+async def orphans() -> dict[str, str]:
+    # A shell that backgrounds two short jobs and exits: the jobs become orphans, reparented
+    # to the nearest subreaper (the supervisor, or PID 1), which must reap them.
+    subprocess.run(["sh", "-c", "sleep 0.3 & sleep 0.3 & exit 0"], check=True)
+    return {"status": "orphaned"}
