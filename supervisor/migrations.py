@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,21 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def script_directory(cfg: Config) -> ScriptDirectory:
-    return ScriptDirectory.from_config(cfg)
+    """The migration scripts; alembic also puts ``prepend_sys_path`` (backend/) on ``sys.path``."""
+    script = ScriptDirectory.from_config(cfg)
+    _dedupe_sys_path()
+    return script
+
+
+def _dedupe_sys_path() -> None:
+    """``from_config`` prepends on every call: keep sys.path from growing with each reload."""
+    seen: set[str] = set()
+    unique = []
+    for entry in sys.path:
+        if entry not in seen:
+            seen.add(entry)
+            unique.append(entry)
+    sys.path[:] = unique
 
 
 def single_head(script: ScriptDirectory) -> str:
@@ -64,8 +79,9 @@ def single_head(script: ScriptDirectory) -> str:
         raise SupervisorError(
             f"the migration history has {len(heads)} heads: {', '.join(sorted(heads))}",
             ExitCode.DATAERR,
-            f"merge them: jarlpm migrate merge, or alembic merge -m 'merge heads' {' '.join(sorted(heads))}; "
-            "then commit the merge revision",
+            "two branches of migrations were developed in parallel: merge them with `jarlpm migrate "
+            f"merge -m \"merge heads\"` (alembic merge -m 'merge heads' {' '.join(sorted(heads))}), "
+            "review and commit the merge revision, then redeploy",
             heads=sorted(heads),
         )
     return heads[0]
@@ -87,10 +103,24 @@ def current_revisions(conn: sa.Connection) -> tuple[str, ...]:
     return tuple(MigrationContext.configure(conn).get_current_heads())
 
 
-def pending_path(script: ScriptDirectory, current: str | None, target: str) -> list[str]:
-    """Revisions to apply, in order, from ``current`` (None = empty) up to ``target``."""
+def pending_path(script: ScriptDirectory, current: tuple[str, ...], target: str) -> list[str]:
+    """Revisions to apply, in order, from ``current`` (``()`` = empty) up to ``target``."""
     revs = list(script.iterate_revisions(target, current or "base"))
-    return [rev.revision for rev in reversed(revs)]
+    return [rev.revision for rev in reversed(revs) if rev is not None]
+
+
+def revert_path(script: ScriptDirectory, current: tuple[str, ...], target: str) -> list[tuple[str, str]]:
+    """(revision, revision it goes back to) pairs, newest first, from ``current`` down to ``target``.
+
+    ``target`` may be a revision, ``base`` or relative (``-2``).  A merge revision goes
+    back to all its parents at once, which alembic expresses as the last step's target.
+    """
+    revs = [rev for rev in script.iterate_revisions(current or "base", target) if rev is not None]
+    steps = []
+    for rev in revs:
+        down = rev.down_revision
+        steps.append((rev.revision, down if isinstance(down, str) else "base" if down is None else ""))
+    return steps
 
 
 @dataclass
@@ -180,17 +210,31 @@ class MigrationLock:
             self.release()
 
 
-def upgrade_one(cfg: Config, conn: sa.Connection, revision: str) -> None:
-    """Apply one revision in its own transaction on the handed-over connection."""
+def _on_connection(cfg: Config, conn: sa.Connection, run: Callable[[], None]) -> None:
+    """Run an alembic command with ``conn`` handed to env.py, outside any caller transaction.
+
+    Handed over outside a transaction, env.py's ``transaction_per_migration`` gives each
+    revision a transaction of its own: a failure rolls back that revision only.
+    """
     if conn.in_transaction():
         conn.commit()
     cfg.attributes["connection"] = conn
     try:
-        command.upgrade(cfg, revision)
+        run()
     finally:
         cfg.attributes.pop("connection", None)
     if conn.in_transaction():
         conn.commit()
+
+
+def upgrade_one(cfg: Config, conn: sa.Connection, revision: str) -> None:
+    """Upgrade to ``revision`` (the next one) on the handed-over connection."""
+    _on_connection(cfg, conn, lambda: command.upgrade(cfg, revision))
+
+
+def downgrade_one(cfg: Config, conn: sa.Connection, target: str) -> None:
+    """Downgrade to ``target`` (the previous revision, or ``base``) on the handed-over connection."""
+    _on_connection(cfg, conn, lambda: command.downgrade(cfg, target))
 
 
 def set_lock_timeout(conn: sa.Connection, seconds: float) -> None:

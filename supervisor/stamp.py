@@ -30,6 +30,16 @@ def read(conn: sa.Connection) -> str | None:
     return str(value) if value is not None else None
 
 
+def satisfied(conn: sa.Connection, environment: str) -> bool:
+    """True when ``ensure`` would change nothing: stamped ``production``, or stamped ``environment``.
+
+    A database migrated before the supervisor existed (``alembic upgrade head``) is
+    at head but unstamped: the first production start must stamp it all the same.
+    """
+    stamped = read(conn)
+    return stamped == "production" or stamped == environment
+
+
 def ensure(conn: sa.Connection, environment: str) -> None:
     """Stamp the database; production overrides development, never the other way round."""
     conn.exec_driver_sql(
@@ -47,8 +57,48 @@ def ensure(conn: sa.Connection, environment: str) -> None:
     conn.commit()
 
 
+# Objects of the current schema, except those that go with another one: sequences
+# owned by a column (serial/identity), partitions, and members of an extension.
+_NOT_DEPENDENT = (
+    " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass"
+    " AND d.objid = {oid} AND d.deptype IN ('a', 'i', 'e'))"
+)
+_RELATIONS = (
+    "SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'"
+    " WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, quote_ident(c.relname)"
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'S')"
+    " AND NOT c.relispartition" + _NOT_DEPENDENT.format(catalog="pg_class", oid="c.oid")
+    + " ORDER BY c.relkind DESC, c.relname"
+)
+_ROUTINES = (
+    "SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, p.oid::regprocedure::text"
+    " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+    " WHERE n.nspname = current_schema() AND p.prokind IN ('f', 'p')"
+    + _NOT_DEPENDENT.format(catalog="pg_proc", oid="p.oid") + " ORDER BY 2"
+)
+_TYPES = (
+    "SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, quote_ident(t.typname)"
+    " FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
+    " WHERE n.nspname = current_schema() AND t.typtype IN ('e', 'd')"
+    + _NOT_DEPENDENT.format(catalog="pg_type", oid="t.oid") + " ORDER BY 2"
+)
+
+
+def _droppable(conn: sa.Connection) -> list[tuple[str, str]]:
+    """(kind, quoted name) of what a reset drops: tables first, then views, sequences, routines, types."""
+    found: list[tuple[str, str]] = []
+    for query in (_RELATIONS, _ROUTINES, _TYPES):
+        found += [(str(kind), str(name)) for kind, name in conn.exec_driver_sql(query).all()]
+    return found
+
+
 def reset_schema(conn: sa.Connection, settings: Settings, log: Any) -> list[str]:
-    """Drop every table, view, sequence and type of the current schema (development only)."""
+    """Drop every table, view, sequence, routine and type of the current schema (development only).
+
+    One transaction: a reset that fails half-way drops nothing.  The migrations then
+    rebuild the schema from scratch, exactly as in production (never ``create_all``).
+    """
     stamped = read(conn)
     conn.commit()
     if not settings.development or stamped == "production":
@@ -60,25 +110,11 @@ def reset_schema(conn: sa.Connection, settings: Settings, log: Any) -> list[str]
             "DB_RESET_ON_STARTUP, or point DATABASE_URL at a development database",
             stamped_environment=stamped,
         )
-    rows = conn.exec_driver_sql(
-        "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'v', 'm', 'S', 'p')"
-        " ORDER BY c.relname"
-    ).all()
-    types = conn.exec_driver_sql(
-        "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
-        " WHERE n.nspname = current_schema() AND t.typtype = 'e' ORDER BY t.typname"
-    ).scalars().all()
-    kinds = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE"}
-    dropped = []
-    for name, kind in rows:
-        if kind == "S" and any(r[0] == name for r in rows if r[1] != "S"):
-            continue
-        conn.exec_driver_sql(f'DROP {kinds[kind]} IF EXISTS "{name}" CASCADE')
-        dropped.append(str(name))
-    for type_name in types:
-        conn.exec_driver_sql(f'DROP TYPE IF EXISTS "{type_name}" CASCADE')
-        dropped.append(f"type {type_name}")
+    objects = _droppable(conn)
+    dropped = [f"{kind.lower()} {name}" for kind, name in objects]
+    for kind, name in objects:
+        # IF EXISTS: an earlier CASCADE (a table's views, a type's columns) may have taken it.
+        conn.exec_driver_sql(f"DROP {kind} IF EXISTS {name} CASCADE")
     conn.commit()
     log.warning("db.reset", dropped=dropped, environment=settings.jarlpm_env,
                 hint="DB_RESET_ON_STARTUP=true dropped the schema (development only); "
