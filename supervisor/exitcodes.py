@@ -37,6 +37,7 @@ class SupervisorError(Exception):
         self.exit_code = exit_code
         self.hint = hint
         self.fields = fields
+        self.logged = False  # set once its phase.failed event has been written
 
 
 class StopRequested(Exception):

@@ -200,6 +200,7 @@ class PhaseRunner:
         self.results.append(PhaseResult(name, False, duration, int(exc.exit_code)))
         self.ctx.log.error("phase.failed", phase=name, exit_code=int(exc.exit_code),
                            error=exc.message, hint=exc.hint, duration_ms=duration, **exc.fields)
+        exc.logged = True
         self.current = None
 
 

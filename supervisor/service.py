@@ -31,8 +31,9 @@ def _validate(log: Any, notifier: Notifier, signals: SignalQueue) -> config.Sett
     except config.ConfigError as exc:
         log_validation_failure(log, [p.as_dict() for p in exc.problems],
                                round((time.monotonic() - started) * 1000), list(exc.unknown))
-        raise SupervisorError(str(exc), ExitCode.CONFIG, "fix the configuration",
-                              logged=True) from None
+        error = SupervisorError(str(exc), ExitCode.CONFIG, "fix the configuration")
+        error.logged = True
+        raise error from None
     for warning in settings.warnings:
         hint = (f"did you mean {warning['suggestion']}?" if warning["suggestion"]
                 else "no JarlPM setting has this name; remove it or fix the spelling")
@@ -55,7 +56,7 @@ def _stopped(log: Any, code: ExitCode) -> int:
 
 def _fail(log: Any, exc: SupervisorError, phase: str | None) -> None:
     """Log a failure raised outside the phase runner (which logs its own)."""
-    if exc.fields.get("logged"):
+    if exc.logged:
         return
     log.error("phase.failed", phase=phase or "supervise", exit_code=int(exc.exit_code),
               error=exc.message, hint=exc.hint, **exc.fields)
@@ -74,12 +75,14 @@ def run(check_only: bool = False) -> int:
     ctx: PhaseContext | None = None
     status: StatusServer | None = None
     code = ExitCode.SOFTWARE
+    phase = "validate_env"
     try:
         started = time.monotonic()
         notifier.extend_timeout(30)
         settings = _validate(log, notifier, signals)
         sock = None if check_only else listener.bind(settings.host, settings.port)
         _finish_validation(log, started)
+        phase = "supervise"
         ctx = PhaseContext(settings=settings, signals=signals, log=log, notifier=notifier)
         runner = PhaseRunner(ctx)
         if sock is not None:
@@ -103,7 +106,7 @@ def run(check_only: bool = False) -> int:
         log.info("supervisor.stopping", signal=stop.signame, graceful=True, during="phases")
         code = ExitCode.OK
     except SupervisorError as exc:
-        _fail(log, exc, None)
+        _fail(log, exc, phase)
         code = exc.exit_code
     except Exception as exc:  # the one broad guard: log, stop children, exit 70
         log.critical("supervisor.crashed", error=dburl.redact(repr(exc)),

@@ -136,7 +136,9 @@ class TestWaitForDatabase:
         url = f"postgresql://u:p@127.0.0.1:{free_port()}/db"
         with running(base_env(url, DB_WAIT_TIMEOUT="2", **SAMPLE)) as sup:
             assert sup.wait_exit(30) == 69
-            failed = sup.find("phase.failed")[0]
+            failed_events = sup.find("phase.failed")
+            assert len(failed_events) == 1, "a failure is one event"
+            failed = failed_events[0]
             assert failed["phase"] == "wait_for_db" and failed["exit_code"] == 69 and failed["hint"]
             assert not sup.find("child.ready")
 
