@@ -76,8 +76,7 @@ class Arbiter:
         self.released = True
         self.state = "running"
         for proc in self.processes():
-            proc.send("go")
-            proc.go_sent = True
+            proc.release()
         for slot, existing in self.slots.items():
             if existing is None:  # not prespawned (development mode's embedded database)
                 self.slots[slot] = self.spawn(slot)
@@ -164,8 +163,7 @@ class Arbiter:
         proc = childmod.spawn(slot, self.settings, self.listener, self.env)
         self.log.info("child.spawned", pid=proc.pid, worker=slot)
         if self.released:
-            proc.send("go")
-            proc.go_sent = True
+            proc.release()
         return proc
 
     def find(self, pid: int) -> ServerProcess | None:
@@ -241,13 +239,25 @@ class Arbiter:
         self.stop(graceful=False, signame=None, exit_code=ExitCode.SOFTWARE)
 
     # -- hangs -----------------------------------------------------------------------------
+    def startup_timeout(self) -> float:
+        """How long a released process may take to become ready (lifespan startup included)."""
+        return max(10.0, 2 * self.settings.heartbeat_timeout)
+
     def check_heartbeats(self) -> None:
         now = time.monotonic()
         for proc in self.processes():
-            if not proc.alive or not proc.ready or proc.stop_requested:
+            if not proc.alive or proc.stop_requested:
                 continue
-            stalled = now - proc.last_heartbeat
-            if proc.dump_requested_at is None and stalled > self.settings.heartbeat_timeout:
+            if proc.ready:
+                stalled = now - proc.last_heartbeat
+                limit = self.settings.heartbeat_timeout
+            elif proc.go_at is not None:
+                # Stuck in lifespan startup (a hung pool warm-up, a deadlock): same treatment.
+                stalled = now - proc.go_at
+                limit = self.startup_timeout()
+            else:
+                continue
+            if proc.dump_requested_at is None and stalled > limit:
                 proc.dump_requested_at = now
                 proc.send_signal(signal.SIGUSR1)  # faulthandler prints every thread's stack
             elif proc.dump_requested_at is not None:
@@ -259,6 +269,7 @@ class Arbiter:
         stacks = proc.dump.take()
         self.log.error(
             "child.unresponsive", pid=proc.pid, worker=proc.slot, stalled_s=round(stalled, 1),
+            during="serving" if proc.ready else "startup",
             heartbeat_timeout_s=self.settings.heartbeat_timeout, stacks=stacks,
             hint="the event loop was blocked: a blocking call (sync I/O, time.sleep, a lock) in an "
                  "async endpoint? Use a def endpoint or run it in a thread; the stacks show where",

@@ -82,6 +82,7 @@ class ServerProcess:
     exited_at: float | None = None
     stop_requested: bool = False
     go_sent: bool = False
+    go_at: float | None = None
     dump_requested_at: float | None = None
     unresponsive: bool = False
     term_due: float | None = None
@@ -107,6 +108,12 @@ class ServerProcess:
         return max(0.0, end - self.spawned_at)
 
     # -- control channel -------------------------------------------------------------
+    def release(self) -> None:
+        """Tell the process the schema is at head: it may open its pool and serve."""
+        self.send("go")
+        self.go_sent = True
+        self.go_at = time.monotonic()
+
     def send(self, message: str) -> None:
         with contextlib.suppress(OSError):
             self.control.sendall(message.encode() + b"\n")

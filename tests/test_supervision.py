@@ -324,3 +324,18 @@ class TestStatusCommand:
                                  env={**env, "JARLPM_STATE_DIR": str(tmp_path / "none")},
                                  capture_output=True, text=True, timeout=30)
         assert missing.returncode == 69 and "no running supervisor" in missing.stderr
+
+
+class TestStartupHang:
+    """A process stuck in lifespan startup is treated like a hang, and counts toward the crash loop."""
+
+    def test_stuck_lifespan_is_killed_with_stacks(self, app_db: str) -> None:
+        """child.unresponsive during startup names the stuck function; the crash loop ends it (70)."""
+        env = base_env(app_db, JARLPM_APP="hangapp:app", JARLPM_APP_DIR=str(APPS),
+                       HEARTBEAT_TIMEOUT="2", CRASH_LOOP_LIMIT="1")
+        with running(env) as sup:
+            assert sup.wait_exit(90) == 70
+            event = sup.find("child.unresponsive")[0]
+            assert event["during"] == "startup"
+            assert any("stuck_in_startup" in line for line in event["stacks"])
+            assert sup.find("child.crash_loop")
