@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
+from jarlpm import pool
 from jarlpm.api import api_router
 from jarlpm.errors import install_handlers
 from jarlpm.runtime import start_runtime
@@ -25,6 +26,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await anyio.to_thread.run_sync(start_runtime, settings or Settings.from_env())
         app.state.runtime = runtime
+        # Sync endpoints run in this thread pool: more threads than connections queue on the pool.
+        pool.check_thread_budget(runtime.engine, int(anyio.to_thread.current_default_thread_limiter().total_tokens))
         try:
             yield
         finally:
@@ -34,4 +37,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="JarlPM", version="1.0.0", lifespan=lifespan)
     app.include_router(api_router())
     install_handlers(app)
+    # Which request (method, route, request id) takes each pooled connection.
+    app.add_middleware(pool.RequestContextMiddleware)
     return app

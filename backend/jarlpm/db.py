@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from jarlpm.pool import instrument
 from jarlpm.settings import Settings
 
 log = logging.getLogger("jarlpm.db")
@@ -91,8 +92,9 @@ def create_db_engine(settings: Settings) -> Engine:
         pool_pre_ping=True,
         connect_args=connect_args(settings),
     )
-    # >>> Pool instrumentation hooks in here, on the one engine serving requests:
-    #     from jarlpm.pool_instrumentation import instrument; instrument(engine)
+    # Pool instrumentation (who holds the connections; a diagnosis when none is
+    # left), on the one engine serving requests; JARLPM_POOL_INSTRUMENTATION=0 skips it.
+    instrument(engine, settings)
     return engine
 
 

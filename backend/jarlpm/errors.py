@@ -7,7 +7,9 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
 
+from jarlpm import pool
 from jarlpm.db import describe_db_error
 from jarlpm.stages import StageTransitionError
 
@@ -67,8 +69,14 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
 
 
 async def operational_error(request: Request, exc: Exception) -> JSONResponse:
-    """503 + Retry-After: connection refused or lost, server shutting down, statement timeout."""
-    return _unavailable(request, describe_db_error(exc))
+    """503 + Retry-After: connection refused or lost, server shutting down, statement timeout.
+
+    PostgreSQL refusing a connection for want of slots is the pool running dry
+    too: the pool monitor reports it with a diagnosis.
+    """
+    error = describe_db_error(exc)
+    pool.report_connect_refused(_engine(request), error)
+    return _unavailable(request, error)
 
 
 async def dbapi_error(request: Request, exc: Exception) -> JSONResponse:
@@ -79,9 +87,19 @@ async def dbapi_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def pool_timeout(request: Request, exc: Exception) -> JSONResponse:
-    """503 + Retry-After: every pooled connection stayed busy for DB_POOL_TIMEOUT seconds."""
-    log.warning("db.pool.timeout", extra={"path": request.url.path, "error": str(exc)})
+    """503 + Retry-After: every pooled connection stayed busy for DB_POOL_TIMEOUT seconds.
+
+    The pool monitor then logs ``db.pool.exhausted`` (who holds the connections,
+    what the database sees, what to change) from its own thread, at most once
+    per interval; this handler only hands it the moment.
+    """
+    log.warning("db.pool.timeout", extra={"event": "db.pool.timeout", "path": request.url.path, "error": str(exc)})
+    pool.report_pool_timeout(_engine(request), str(exc))
     return _detail(503, "server busy: no database connection free, retry later", RETRY_AFTER_POOL_S)
+
+
+def _engine(request: Request) -> Engine | None:
+    return getattr(getattr(request.app.state, "runtime", None), "engine", None)
 
 
 def install_handlers(app: FastAPI) -> None:
