@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +27,7 @@ from alembic.util.exc import CommandError
 
 from . import config, dberrors, dbprobe, dburl, logsetup, migrate_ops
 from .exitcodes import ExitCode, StopRequested, SupervisorError
-from .migrations import alembic_config
+from .migrations import alembic_config, revert_path, script_directory
 from .phases import log_validation_failure
 from .signals import SignalQueue
 
@@ -91,6 +92,10 @@ def _offline(inv: Invocation, target: str, downgrade: bool) -> int:
                                   "pass --from REV to write the SQL for another starting revision")
     cfg = alembic_config()
     try:
+        if downgrade and re.fullmatch(r"-\d+", target):
+            # Relative to the starting revision (alembic would count from the head).
+            pairs = revert_path(script_directory(cfg), (start,), target)
+            target = pairs[-1][1] if pairs else start
         sql = migrate_ops.offline_sql(cfg, f"{start}:{target}", downgrade=downgrade)
     except (CommandError, RevisionError) as exc:
         raise SupervisorError(f"cannot write the SQL from {start} to {target}: {exc}", ExitCode.USAGE,

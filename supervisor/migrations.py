@@ -9,11 +9,13 @@ failure names its revision, and a stop request is honoured between revisions.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
+import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 
 from alembic import command
 
@@ -47,7 +50,10 @@ def alembic_ini() -> Path:
 def alembic_config(url: str | None = None) -> Config:
     """Alembic's config for this repo; ``url`` is for offline (``--sql``) mode only."""
     ini = alembic_ini()
-    cfg = Config(str(ini))
+    # quiet: alembic's "Generating ... done" would land on our stdout (JSON only under
+    # `jarlpm run`, the command's result under `jarlpm migrate`).  A cmd_opts makes
+    # env.py believe it runs under the alembic CLI, so it is told not to set up logging.
+    cfg = Config(str(ini), cmd_opts=argparse.Namespace(quiet=True, x=None), attributes={"configure_logger": False})
     cfg.set_main_option("script_location", str(ini.parent / (cfg.get_main_option("script_location") or "alembic")))
     if url:
         cfg.set_main_option("sqlalchemy.url", dburl.normalise(url).replace("%", "%%"))
@@ -112,15 +118,35 @@ def pending_path(script: ScriptDirectory, current: tuple[str, ...], target: str)
 def revert_path(script: ScriptDirectory, current: tuple[str, ...], target: str) -> list[tuple[str, str]]:
     """(revision, revision it goes back to) pairs, newest first, from ``current`` down to ``target``.
 
-    ``target`` may be a revision, ``base`` or relative (``-2``).  A merge revision goes
-    back to all its parents at once, which alembic expresses as the last step's target.
+    ``target`` may be a revision, ``base`` or ``-N``: N revisions below ``current``
+    (alembic would count from the head instead).  A merge revision goes back to all
+    its parents at once: its pair's second element is ``""``.
     """
+    if re.fullmatch(r"-\d+", target):
+        return _relative_path(script, current, int(target[1:]))
     revs = [rev for rev in script.iterate_revisions(current or "base", target) if rev is not None]
-    steps = []
-    for rev in revs:
-        down = rev.down_revision
-        steps.append((rev.revision, down if isinstance(down, str) else "base" if down is None else ""))
-    return steps
+    return [(rev.revision, _down_of(rev.down_revision)) for rev in revs]
+
+
+def _down_of(down: str | Sequence[str] | None) -> str:
+    return down if isinstance(down, str) else "base" if down is None else ""
+
+
+def _relative_path(script: ScriptDirectory, current: tuple[str, ...], count: int) -> list[tuple[str, str]]:
+    if len(current) > 1:
+        raise RevisionError(f"the database is at several revisions ({', '.join(current)}): name the target")
+    pairs: list[tuple[str, str]] = []
+    revision = current[0] if current else "base"
+    for _ in range(count):
+        rev = script.get_revision(revision) if revision != "base" else None
+        if rev is None:
+            raise RevisionError(f"-{count} goes below base: the database is only {len(pairs)} revision(s) up")
+        down = _down_of(rev.down_revision)
+        if not down:
+            raise RevisionError(f"{rev.revision} is a merge: name the revision to go back to")
+        pairs.append((rev.revision, down))
+        revision = down
+    return pairs
 
 
 @dataclass
