@@ -37,9 +37,9 @@ SETTINGS_SQL = (
 # Other roles' rows show backend_type as NULL, so NULL counts as a client (with a database).
 SESSIONS_SQL = """
 SELECT a.pid, COALESCE(a.application_name, ''), a.usename, a.datname = current_database(), a.state,
-       EXTRACT(EPOCH FROM now() - a.xact_start)::float8,
-       EXTRACT(EPOCH FROM now() - a.query_start)::float8,
-       EXTRACT(EPOCH FROM now() - a.state_change)::float8,
+       GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start)::float8, 0),
+       GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - a.query_start)::float8, 0),
+       GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - a.state_change)::float8, 0),
        a.wait_event_type, a.wait_event,
        CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) ELSE '{}'::int[] END,
        CASE WHEN a.state IS NOT NULL THEN left(a.query, 2000) END
@@ -103,7 +103,8 @@ def query_view(kwargs: Mapping[str, Any]) -> DbView:
             locks: tuple[DbLock, ...] = ()
             if involved:
                 # pg_locks.waitstart exists from PostgreSQL 14 on.
-                waited = "EXTRACT(EPOCH FROM now() - l.waitstart)::float8" if version >= 140000 else "NULL"
+                waited = ("GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - l.waitstart)::float8, 0)"
+                          if version >= 140000 else "NULL")
                 cur.execute(LOCKS_SQL.format(waited=waited, limit=MAX_LOCK_ROWS), (involved,))
                 locks = tuple(DbLock(int(pid), mode, str(rel), bool(granted), waited_s)
                               for pid, mode, rel, granted, waited_s in cur.fetchall())

@@ -177,22 +177,23 @@ def _hint_lock(ctx: _Context) -> str:
     blocker = ctx.sessions.get(pid)
     held = [lock for lock in ctx.facts.db.locks if lock.pid == pid and lock.granted]
     waits = [s.query_age_s for h in blocked if (s := ctx.session(h)) and s.query_age_s is not None]
-    parts = [f"{len(blocked)} {ctx.share} wait for a lock held by {_session_label(blocker, pid)}"]
+    text = f"{len(blocked)} {ctx.share} wait for a lock held by {_session_label(blocker, pid)}"
     if held:
-        parts.append(f"which holds {_lock_text(held)}")
+        text += f", which holds {_lock_text(held)}"
+    if waits:
+        text += f" (waiting up to {seconds(max(waits))})"
     if blocker is not None and blocker.visible:
-        parts.append(f"state {blocker.state!r}, transaction open {seconds(blocker.xact_age_s)}"
-                     + (f", statement {blocker.statement!r}" if blocker.statement else ""))
+        text += (f"; that session is {blocker.state!r}, its transaction open {seconds(blocker.xact_age_s)}"
+                 + (f", statement {blocker.statement!r}" if blocker.statement else ""))
     own = ctx.holder_for_pid(pid)
     if own is not None:
-        parts.append(f"that session is this process's {own.label}")
+        text += f"; it is this process's own {own.label}"
     elif blocker is not None and blocker.application.startswith(APP_PREFIX + ":"):
-        parts.append(f"that session belongs to another JarlPM server process ({blocker.application})")
-    waited = f" (waiting up to {seconds(max(waits))})" if waits else ""
+        text += f"; it belongs to another JarlPM server process ({blocker.application})"
     return (
-        "; ".join(parts) + f"{waited}. End or finish that transaction: SELECT pg_terminate_backend({pid}) "
-        "as its owner or a superuser, or have it commit; give maintenance sessions a lock_timeout "
-        "(SET lock_timeout = '5s') so they fail instead of stalling every request"
+        text + f". End or finish that transaction: SELECT pg_terminate_backend({pid}) as its owner or a "
+        "superuser, or have it commit; give maintenance sessions a lock_timeout (SET lock_timeout = '5s') "
+        "so they fail instead of stalling every request"
     )
 
 
@@ -200,7 +201,7 @@ def _hint_capacity(ctx: _Context) -> str:
     budget = ctx.facts.budget
     pool = ctx.facts.pool
     trigger = ctx.facts.trigger
-    if "for role" in trigger.error.lower() or "for database" in trigger.error.lower():
+    if any(text in trigger.error.lower() for text in CAPACITY_MESSAGES[2:]):  # a role's or database's limit
         return (f"PostgreSQL refused a connection: {trigger.error!r}: the role's or the database's "
                 f"CONNECTION LIMIT is reached; this deployment may open {budget.needed} "
                 f"(WORKERS={budget.workers} × (DB_POOL_SIZE={pool.pool_size} + DB_MAX_OVERFLOW={pool.max_overflow})): "

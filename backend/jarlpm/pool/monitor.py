@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import QueuePool
 
 from jarlpm.pool import dbview, diagnosis, events, report
 from jarlpm.pool.budget import connection_budget
@@ -79,12 +78,11 @@ class PoolMonitor:
         return True
 
     def _numbers(self, snapshot: TrackerSnapshot) -> PoolNumbers:
-        engine = self._engine()
-        pool = engine.pool if engine is not None else None
-        checked_out = pool.checkedout() if isinstance(pool, QueuePool) else len(snapshot.holders)
+        # Counted from the tracker, not QueuePool.checkedout(): the pool counts a new
+        # connection as checked out while it is still being opened (or refused).
         return PoolNumbers(
             pool_size=self.pool_size, max_overflow=self.max_overflow, timeout_s=self.timeout_s,
-            checked_out=checked_out, waiting=len(snapshot.waiters), peak_demand=snapshot.peak_demand,
+            checked_out=len(snapshot.holders), waiting=len(snapshot.waiters), peak_demand=snapshot.peak_demand,
             workers=self.options.workers,
         )
 
