@@ -246,7 +246,7 @@ class _Reader:
             return None
         dburl.register_url_secrets(value)
         try:
-            dburl.to_sqlalchemy_url(value)
+            dburl.validate(value)
         except dburl.InvalidDatabaseUrl as exc:
             shown = name + ("_FILE's content" if file_name else "")
             self.problems.append(Problem(shown, str(exc).split(";")[0], str(exc).split("; expected ")[-1]))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 _ACCEPTED_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2"}
 
@@ -23,6 +25,39 @@ class InvalidDatabaseUrl(ValueError):
     """The URL cannot be used; the message never contains its password."""
 
 
+_SHAPE = "expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+
+
+def validate(raw: str) -> None:
+    """Check a URL's shape without importing SQLAlchemy (validate_env must stay fast).
+
+    Start-up time matters: the server processes are spawned right after validation,
+    so nothing heavy may be imported before it.
+    """
+    text = raw.strip()
+    if "://" not in text:
+        raise InvalidDatabaseUrl(f"is not a URL; {_SHAPE}")
+    scheme = text.split("://", 1)[0].lower()
+    if scheme not in _ACCEPTED_SCHEMES:
+        raise InvalidDatabaseUrl(f"has scheme {scheme!r}; expected postgresql:// or postgres://")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise InvalidDatabaseUrl(f"has a port that is not a number; {_SHAPE}") from None
+    if not unquote(parts.path.lstrip("/")):
+        raise InvalidDatabaseUrl(f"names no database; {_SHAPE}")
+
+
+def url_password(raw: str) -> str | None:
+    """The decoded password of a URL, or None."""
+    try:
+        password = urlsplit(raw.strip()).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
 def to_sqlalchemy_url(raw: str) -> URL:
     """Parse ``raw`` and map ``postgres://``/``postgresql://`` to the psycopg2 driver.
 
@@ -30,6 +65,9 @@ def to_sqlalchemy_url(raw: str) -> URL:
     (``No module named 'psycopg'``), so the driver is always named explicitly.
     Query parameters such as ``sslmode`` are kept as they are.
     """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(raw.strip())
     except ArgumentError:
@@ -82,10 +120,7 @@ def register_url_secrets(raw: str | None) -> None:
     """
     if not raw:
         return
-    try:
-        password = make_url(raw.strip()).password
-    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
-        password = None
+    password = url_password(raw)
     match = _URL_PASSWORD.search(raw)
     for value in (password, match.group("pw") if match else None):
         if value:

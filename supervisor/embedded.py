@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .exitcodes import ExitCode, SupervisorError
-from .migrations import repo_root
+from .paths import repo_root
 from .pgcluster import SUPERUSER, ClusterError, LocalPostgres, free_port
 
 APP_USER = "jarlpm"

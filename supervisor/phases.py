@@ -202,17 +202,3 @@ class PhaseRunner:
                            error=exc.message, hint=exc.hint, duration_ms=duration, **exc.fields)
         exc.logged = True
         self.current = None
-
-
-def log_validation_failure(log: Any, problems: list[dict[str, str]], duration_ms: int,
-                           unknown: list[dict[str, str]] | None = None) -> None:
-    """The single event for an invalid configuration (exit 78), typos included."""
-    names = ", ".join(p["variable"] for p in problems)
-    extra = {"unknown_variables": unknown} if unknown else {}
-    log.error(
-        "phase.failed", phase="validate_env", exit_code=int(ExitCode.CONFIG),
-        error=f"invalid configuration: {len(problems)} problem(s) with {names}",
-        problems=problems, duration_ms=duration_ms, **extra,
-        hint="fix the variables listed in problems (see the README's environment table); nothing "
-             "else was touched",
-    )

@@ -11,15 +11,19 @@ import contextlib
 import os
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+# Only light modules here: the server processes are spawned right after validation, and
+# SQLAlchemy, Alembic and psycopg2 are imported (by the phases) while they import the app.
 from . import config, dburl, listener, logsetup, reaper
 from .arbiter import Arbiter
 from .exitcodes import ExitCode, StopRequested, SupervisorError
 from .notify import Notifier
-from .phases import MigratePhase, PhaseContext, PhaseRunner, log_validation_failure, startup_phases
 from .signals import SignalQueue
 from .status import StatusServer, socket_path
+
+if TYPE_CHECKING:
+    from .phases import PhaseContext
 
 
 def _validate(log: Any, notifier: Notifier, signals: SignalQueue) -> config.Settings:
@@ -29,8 +33,8 @@ def _validate(log: Any, notifier: Notifier, signals: SignalQueue) -> config.Sett
     try:
         settings = config.load_settings(os.environ)
     except config.ConfigError as exc:
-        log_validation_failure(log, [p.as_dict() for p in exc.problems],
-                               round((time.monotonic() - started) * 1000), list(exc.unknown))
+        _log_validation_failure(log, [p.as_dict() for p in exc.problems],
+                                round((time.monotonic() - started) * 1000), list(exc.unknown))
         error = SupervisorError(str(exc), ExitCode.CONFIG, "fix the configuration")
         error.logged = True
         raise error from None
@@ -41,6 +45,20 @@ def _validate(log: Any, notifier: Notifier, signals: SignalQueue) -> config.Sett
                     suggestion=warning["suggestion"] or None, hint=hint)
     logsetup.configure(settings.log_format, settings.log_level)
     return settings
+
+
+def _log_validation_failure(log: Any, problems: list[dict[str, str]], duration_ms: int,
+                            unknown: list[dict[str, str]]) -> None:
+    """The single event for an invalid configuration (exit 78), typos included."""
+    names = ", ".join(p["variable"] for p in problems)
+    extra = {"unknown_variables": unknown} if unknown else {}
+    log.error(
+        "phase.failed", phase="validate_env", exit_code=int(ExitCode.CONFIG),
+        error=f"invalid configuration: {len(problems)} problem(s) with {names}",
+        problems=problems, duration_ms=duration_ms, **extra,
+        hint="fix the variables listed in problems (see the README's environment table); nothing "
+             "else was touched",
+    )
 
 
 def _finish_validation(log: Any, started: float) -> None:
@@ -83,8 +101,6 @@ def run(check_only: bool = False) -> int:
         sock = None if check_only else listener.bind(settings.host, settings.port)
         _finish_validation(log, started)
         phase = "supervise"
-        ctx = PhaseContext(settings=settings, signals=signals, log=log, notifier=notifier)
-        runner = PhaseRunner(ctx)
         if sock is not None:
             status = _status_server(log)
             arbiter = Arbiter(settings, signals, log, notifier, sock, _server_env(settings),
@@ -92,6 +108,10 @@ def run(check_only: bool = False) -> int:
             if not settings.embedded_database:
                 # Imports overlap the phases; the processes wait for "go" before opening pools.
                 arbiter.prespawn()
+        from .phases import MigratePhase, PhaseContext, PhaseRunner, startup_phases
+
+        ctx = PhaseContext(settings=settings, signals=signals, log=log, notifier=notifier)
+        runner = PhaseRunner(ctx)
         runner.run_all(startup_phases(settings))
         if arbiter is None:
             log.info("check.passed", phases=[r.name for r in runner.results],

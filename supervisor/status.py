@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from .migrations import repo_root
+from .paths import repo_root
 
 SOCKET_NAME = "jarlpm.sock"
 
