@@ -1,0 +1,1 @@
+"""Benchmarks of the JarlPM supervisor side by side with what people run today (``python -m bench``)."""

@@ -1,0 +1,85 @@
+"""Context managers the scenarios share: a fresh database, a contender that is always stopped."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from bench import servers, supervisord
+from bench.context import Context
+from bench.paths import REPO
+from bench.pg import BenchDatabase
+
+
+@contextlib.contextmanager
+def fresh_database(ctx: Context) -> Iterator[str]:
+    """A database cloned from the template (schema at head, seeded); dropped afterwards."""
+    db: BenchDatabase = ctx.db
+    name, url = db.fresh(ctx.template)
+    try:
+        yield url
+    finally:
+        db.drop(name)
+
+
+Builder = Callable[[int, str, Path], servers.ServerSpec]
+
+
+def contender(ctx: Context, label: str, app: str = "server:app", app_dir: str = "backend",
+              **extra: str) -> Builder:
+    """A builder (port, database URL, run dir) -> spec for one of the contenders, serving ``app``."""
+    def build(port: int, url: str, run_dir: Path) -> servers.ServerSpec:
+        if label == "supervisor":
+            app_env = {} if app == "server:app" else {"JARLPM_APP": app, "JARLPM_APP_DIR": app_dir}
+            return servers.supervisor(port, url, run_dir, {**app_env, **extra})
+        if label == "supervisord":
+            return supervisord.spec(port, run_dir, REPO, app, app_dir, extra={"DATABASE_URL": url, **extra})
+        if label == "uvicorn":
+            return servers.plain_uvicorn(port, app, app_dir, {"DATABASE_URL": url, **extra})
+        if label in ("shell loop", "shell chain"):
+            return servers.shell_chain(port, url, loop=label == "shell loop", extra=extra)
+        raise ValueError(f"unknown contender {label!r}")
+    return build
+
+
+PORT_ATTEMPTS = 3
+
+
+@contextlib.contextmanager
+def launched(ctx: Context, build: Builder, url: str, name: str, capture: bool = False,
+             ready_path: str | None = "/api/health") -> Iterator[servers.Server]:
+    """Start the contender ``build`` makes on a free port and wait for its first 200 on ``ready_path``
+    (``server.ready_s``); stop its whole tree on the way out.  A port someone else took in between
+    is retried on another port."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        run_dir = ctx.run_dir(name)
+        spec = build(servers.pick_port(), url, run_dir)
+        server = servers.Server(spec, None if capture else run_dir / "output.log", capture=capture)
+        try:
+            if ready_path is not None:
+                server.ready_s = server.wait_http(ready_path)
+        except servers.PortTaken:
+            server.stop()
+            if attempt == PORT_ATTEMPTS:
+                raise
+            ctx.progress(f"{name}: port {spec.port} was taken, retrying on another")
+            continue
+        except BaseException:
+            server.stop()
+            raise
+        break
+    try:
+        yield server
+    finally:
+        server.stop()
+        _check_stop(ctx, name, server)
+
+
+def _check_stop(ctx: Context, name: str, server: servers.Server) -> None:
+    """Record a supervisor stop that escalated: the bench sends one SIGTERM, so a second came from elsewhere."""
+    if server.spec.label == "supervisor" and server.log_path is not None:
+        if any(e.get("event") == "supervisor.stop_escalated" for e in server.events()):
+            ctx.anomaly(f"{name}: supervisor.stop_escalated (a second stop signal the bench did not send)")
+
+

@@ -1,0 +1,118 @@
+"""Crash under load: the server process is SIGKILLed while clients request /api/health in a loop.
+
+Contenders: the supervisor (restarts its worker; the socket it holds queues
+connections meanwhile), supervisord (``autorestart=true``), and the shell chain
+restarted by ``while true; do ...; done``.  Counted around the kill:
+
+* refused: connections refused (nothing was listening);
+* failed after the kill: requests sent after the kill that did not get a 200
+  (other than refusals): resets, timeouts, errors;
+* lost in flight: requests already sent to the killed process, which no design
+  can save (the kernel resets those connections);
+* recovery: from the kill to the first 200 of a request sent after it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from bench import stats
+from bench.context import Context
+from bench.harness import contender, fresh_database, launched
+from bench.load import LoopingClients, Sample
+from bench.model import Row, ScenarioResult
+from bench.supervisord import SupervisordUnavailable
+
+KEY = "crash"
+TITLE = "Crash under load"
+CLIENTS = 4
+BEFORE_S = 1.0  # load before the kill
+AFTER_S = 1.0  # load after recovery
+RECOVERY_LIMIT_S = 30.0
+
+
+def split(samples: list[Sample], killed_at: float) -> dict[str, int]:
+    """Counts around the kill (pure: for a unit test or a reader)."""
+    before = [s for s in samples if s.started < killed_at]
+    after = [s for s in samples if s.started >= killed_at]
+    return {
+        "requests": len(samples),
+        "ok": sum(s.outcome == "ok" for s in samples),
+        "refused": sum(s.outcome == "refused" for s in samples),
+        "lost_in_flight": sum(s.outcome == "failed" and s.ended >= killed_at for s in before),
+        "failed_after_kill": sum(s.outcome == "failed" for s in after),
+    }
+
+
+def _one(ctx: Context, label: str) -> dict[str, Any]:
+    with fresh_database(ctx) as url, launched(ctx, contender(ctx, label), url, f"crash-{label}") as server:
+        victim = server.wait_server_pid()
+        clients = LoopingClients(server.port, "/api/health", threads=CLIENTS, max_seconds=RECOVERY_LIMIT_S + 10)
+        clients.start()
+        time.sleep(BEFORE_S)
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        recovered_at = None
+        deadline = killed_at + RECOVERY_LIMIT_S
+        while recovered_at is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+            recovered_at = clients.first_ok_after(killed_at)
+        if recovered_at is not None:
+            time.sleep(AFTER_S)
+        samples = clients.stop()
+        run: dict[str, Any] = {"contender": label, **split(samples, killed_at),
+               "recovery_s": None if recovered_at is None else round(recovered_at - killed_at, 4),
+               "errors": sorted({s.detail for s in samples if s.outcome == "failed"})}
+        if label == "supervisor":
+            run["restart_events"] = [e for e in server.events() if e.get("event") in ("child.exited",
+                                                                                      "child.restarting")]
+        return run
+
+
+def run(ctx: Context) -> ScenarioResult:
+    result = ScenarioResult(KEY, TITLE)
+    contenders = ["supervisor", "supervisord", "shell loop"]
+    try:
+        ctx.supervisord_version()
+    except SupervisordUnavailable as exc:
+        contenders.remove("supervisord")
+        result.notes.append(f"supervisord not available: {exc}")
+    for _, label in stats.interleaved(ctx.options.reps, contenders):
+        run_ = _one(ctx, label)
+        ctx.progress(f"crash {label:12s} refused={run_['refused']} failed_after={run_['failed_after_kill']} "
+                     f"lost_in_flight={run_['lost_in_flight']} recovery={run_['recovery_s']}s")
+        result.runs.append(run_)
+    result.rows = rows(result.runs, contenders)
+    return result
+
+
+def _median(runs: list[dict[str, Any]], label: str, key: str) -> float | None:
+    return stats.median([r[key] for r in runs if r["contender"] == label])
+
+
+def rows(runs: list[dict[str, Any]], contenders: list[str]) -> list[Row]:
+    def values(key: str) -> dict[str, float | None]:
+        return {label: _median(runs, label, key) for label in ["supervisor", "supervisord", "shell loop"]
+                if label in contenders}
+
+    ours = [r for r in runs if r["contender"] == "supervisor"]
+    refused_worst = max((r["refused"] for r in ours), default=None)
+    failed_worst = max((r["failed_after_kill"] for r in ours), default=None)
+    theirs_refuse = any(r["refused"] for r in runs if r["contender"] == "supervisord")
+    recovery = values("recovery_s")
+    return [
+        Row("connections refused (median of runs)", "count", values("refused"),
+            target="0 in every run where supervisord refuses",
+            passed=None if refused_worst is None else (refused_worst == 0),
+            note="" if theirs_refuse or "supervisord" not in contenders else "supervisord refused none"),
+        Row("requests failed after the kill (not refused)", "count", values("failed_after_kill"),
+            target="0 in every run", passed=None if failed_worst is None else failed_worst == 0),
+        Row("requests lost in flight at the kill", "count", values("lost_in_flight"),
+            note="already sent to the killed process: no supervisor can answer them"),
+        Row("time to recovery", "s", recovery, ratio=stats.ratio(recovery.get("supervisor"),
+                                                                  recovery.get("supervisord")),
+            baseline="supervisord" if "supervisord" in recovery else None),
+    ]

@@ -1,0 +1,72 @@
+"""The benchmark harness (``python -m bench``) runs end to end in smoke mode and writes its reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pgfixtures import ExternalPostgres  # type: ignore[import-not-found]
+
+from supervisor.pgcluster import LocalPostgres
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def admin_url(server: LocalPostgres | ExternalPostgres) -> str:
+    return server.admin_url if isinstance(server, ExternalPostgres) else server.url()
+
+
+Smoke = tuple[Path, "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture(scope="module")
+def smoke(pg_server: LocalPostgres | ExternalPostgres, tmp_path_factory: pytest.TempPathFactory) -> Smoke:
+    """One smoke run on the suite's PostgreSQL; its output directory and the finished process."""
+    out = tmp_path_factory.mktemp("bench")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "JARLPM_", "DB_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--admin-url", admin_url(pg_server)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=100,
+    )
+    return out, proc
+
+
+@pytest.mark.slow
+class TestBenchSmoke:
+    """``python -m bench --smoke``: start-to-first-200 for the supervisor and a short log relay."""
+
+    def test_exits_zero(self, smoke: Smoke) -> None:
+        """Every scenario of the smoke run ran (exit 0)."""
+        _, proc = smoke
+        assert proc.returncode == 0, proc.stderr[-4000:]
+
+    def test_json_has_the_promised_keys(self, smoke: Smoke) -> None:
+        """latest.json holds meta, the two smoke scenarios with rows and runs, and the targets."""
+        out, proc = smoke
+        data = json.loads((out / "latest.json").read_text())
+        assert set(data) == {"meta", "scenarios", "targets"}, proc.stderr[-2000:]
+        assert {"generated_at", "options", "machine", "versions", "commit"} <= set(data["meta"])
+        assert data["meta"]["options"]["smoke"] is True
+        assert list(data["scenarios"]) == ["startup", "relay"]
+        for scenario in data["scenarios"].values():
+            assert scenario["status"] == "ok", scenario.get("reason")
+            assert {"key", "title", "rows", "runs", "notes", "duration_s"} <= set(scenario)
+            for row in scenario["rows"]:
+                assert {"figure", "unit", "values", "ratio", "baseline", "target", "passed"} <= set(row)
+        startup = data["scenarios"]["startup"]
+        assert [run["contender"] for run in startup["runs"]] == ["supervisor"]
+        assert startup["rows"][0]["values"]["supervisor"] > 0
+        relay = data["scenarios"]["relay"]["rows"][0]
+        assert relay["values"]["supervisor"] > 0 and relay["values"]["direct"] > 0
+        assert relay["ratio"] is not None
+        assert {t["scenario"] for t in data["targets"]} == {"startup", "relay"}
+
+    def test_writes_markdown_and_png(self, smoke: Smoke) -> None:
+        """latest.md carries the table and latest.png is a PNG image."""
+        out, _ = smoke
+        assert "| Figure | Supervisor | Baselines | Ratio | Target |" in (out / "latest.md").read_text()
+        assert (out / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
