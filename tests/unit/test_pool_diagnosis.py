@@ -16,6 +16,7 @@ from jarlpm.pool.diagnosis import (
     diagnose,
     is_capacity_error,
     long_threshold,
+    server_message,
 )
 from jarlpm.pool.model import DbLock, DbSession, DbSettings, DbView, HolderView, PoolNumbers, Trigger
 from jarlpm.pool.ratelimit import RateLimiter, SaturationWatch, saturation_wait
@@ -211,6 +212,12 @@ class TestDiagnose:
 class TestCapacityErrors:
     """Which connect failures mean the database is out of connection slots."""
 
+    def test_server_message(self) -> None:
+        """The hint quotes PostgreSQL's words, not libpq's address prefix."""
+        error = 'connection to server at "db", port 5432 failed: FATAL:  sorry, too many clients already'
+        assert server_message(error) == "sorry, too many clients already"
+        assert server_message("connection refused") == "connection refused"
+
     @pytest.mark.parametrize("message", [
         "FATAL:  sorry, too many clients already",
         "FATAL:  remaining connection slots are reserved for non-replication superuser connections",
@@ -312,8 +319,10 @@ class TestBudget:
         assert ConnectionBudget(1, 5, max_connections=12, reserved=3, in_use=9, app_in_use=2).full
 
     def test_unknown_without_the_database(self) -> None:
-        """Without a view of the database, fit is unknown, not assumed."""
+        """Without a view of the database (limits known from start-up, usage not), fit is unknown, not assumed."""
         assert ConnectionBudget(1, 5).fits is None and not ConnectionBudget(1, 5).full
+        known_limits = ConnectionBudget(1, 5, max_connections=12, reserved=3)
+        assert (known_limits.available, known_limits.fits) == (None, None)
 
     def test_counts_only_this_databases_server_sessions_as_the_apps(self) -> None:
         """jarlpm-server sessions of this database are the app's; probes and others are other clients."""

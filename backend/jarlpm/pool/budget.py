@@ -49,10 +49,10 @@ class ConnectionBudget:
 
     @property
     def available(self) -> int | None:
-        """Slots this app's role may use: max_connections − reserved − other clients."""
-        if self.max_connections is None or self.reserved is None:
+        """Slots this app's role may use: max_connections − reserved − other clients (None if unknown)."""
+        if self.max_connections is None or self.reserved is None or self.other_clients is None:
             return None
-        return self.max_connections - self.reserved - (self.other_clients or 0)
+        return self.max_connections - self.reserved - self.other_clients
 
     @property
     def fits(self) -> bool | None:

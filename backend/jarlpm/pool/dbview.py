@@ -37,9 +37,9 @@ SETTINGS_SQL = (
 # Other roles' rows show backend_type as NULL, so NULL counts as a client (with a database).
 SESSIONS_SQL = """
 SELECT a.pid, COALESCE(a.application_name, ''), a.usename, a.datname = current_database(), a.state,
-       GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start)::float8, 0),
-       GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - a.query_start)::float8, 0),
-       GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - a.state_change)::float8, 0),
+       EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start)::float8,
+       EXTRACT(EPOCH FROM clock_timestamp() - a.query_start)::float8,
+       EXTRACT(EPOCH FROM clock_timestamp() - a.state_change)::float8,
        a.wait_event_type, a.wait_event,
        CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) ELSE '{}'::int[] END,
        CASE WHEN a.state IS NOT NULL THEN left(a.query, 2000) END
@@ -77,12 +77,17 @@ def read_settings(cursor: Any) -> tuple[DbSettings, int]:
     return DbSettings(int(max_connections), int(reserved)), int(version)
 
 
+def _age(seconds: float | None) -> float | None:
+    """An age in seconds; clock_timestamp() may read a hair before a session's own timestamp."""
+    return None if seconds is None else max(0.0, float(seconds))
+
+
 def _session(row: tuple[Any, ...]) -> DbSession:
     (pid, app, user, same_db, state, xact_age, query_age, state_age, wait_type, wait_event, blocking,
      query) = row
     return DbSession(
         pid=int(pid), application=app, user=user, same_database=bool(same_db), state=state,
-        xact_age_s=xact_age, query_age_s=query_age, state_age_s=state_age,
+        xact_age_s=_age(xact_age), query_age_s=_age(query_age), state_age_s=_age(state_age),
         wait_event_type=wait_type, wait_event=wait_event, blocked_by=tuple(blocking or ()),
         statement=normalise(query) or None,
     )
@@ -103,10 +108,9 @@ def query_view(kwargs: Mapping[str, Any]) -> DbView:
             locks: tuple[DbLock, ...] = ()
             if involved:
                 # pg_locks.waitstart exists from PostgreSQL 14 on.
-                waited = ("GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - l.waitstart)::float8, 0)"
-                          if version >= 140000 else "NULL")
+                waited = "EXTRACT(EPOCH FROM clock_timestamp() - l.waitstart)::float8" if version >= 140000 else "NULL"
                 cur.execute(LOCKS_SQL.format(waited=waited, limit=MAX_LOCK_ROWS), (involved,))
-                locks = tuple(DbLock(int(pid), mode, str(rel), bool(granted), waited_s)
+                locks = tuple(DbLock(int(pid), mode, str(rel), bool(granted), _age(waited_s))
                               for pid, mode, rel, granted, waited_s in cur.fetchall())
     finally:
         conn.close()

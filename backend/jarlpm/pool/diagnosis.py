@@ -60,6 +60,12 @@ def is_capacity_error(message: str) -> bool:
     return any(text in lowered for text in CAPACITY_MESSAGES)
 
 
+def server_message(error: str) -> str:
+    """PostgreSQL's own words from a libpq error: what follows ``FATAL:``, without the address."""
+    _, fatal, message = error.rpartition("FATAL:")
+    return message.strip() if fatal else error.strip()
+
+
 def long_threshold(timeout_s: float) -> float:
     """Seconds after which a hold, transaction or statement counts as long: 1-5 s, a quarter of the timeout.
 
@@ -202,7 +208,7 @@ def _hint_capacity(ctx: _Context) -> str:
     pool = ctx.facts.pool
     trigger = ctx.facts.trigger
     if any(text in trigger.error.lower() for text in CAPACITY_MESSAGES[2:]):  # a role's or database's limit
-        return (f"PostgreSQL refused a connection: {trigger.error!r}: the role's or the database's "
+        return (f"PostgreSQL refused a connection ({server_message(trigger.error)!r}): the role's or the database's "
                 f"CONNECTION LIMIT is reached; this deployment may open {budget.needed} "
                 f"(WORKERS={budget.workers} × (DB_POOL_SIZE={pool.pool_size} + DB_MAX_OVERFLOW={pool.max_overflow})): "
                 "raise the limit (ALTER ROLE/DATABASE ... CONNECTION LIMIT) or lower the pool")
@@ -218,7 +224,8 @@ def _hint_capacity(ctx: _Context) -> str:
             usage += f" (by application: {top})"
     else:
         usage = f"no slot left of {limits}"
-    refused = f"PostgreSQL refused a new connection ({trigger.error!r}): " if trigger.kind == "refused" else ""
+    refused = (f"PostgreSQL refused a new connection ({server_message(trigger.error)!r}): "
+               if trigger.kind == "refused" else "")
     return (
         f"{refused}{usage}; this process holds {pool.checked_out} and may open {pool.capacity}, "
         f"the deployment {budget.needed} (WORKERS={budget.workers} × (DB_POOL_SIZE={pool.pool_size} + "
