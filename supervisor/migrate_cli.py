@@ -25,10 +25,9 @@ import sqlalchemy as sa
 from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 
-from . import config, dberrors, dbprobe, dburl, logsetup, migrate_ops
+from . import config, dberrors, dbprobe, dburl, logsetup, migrate_ops, migrator
 from .exitcodes import ExitCode, StopRequested, SupervisorError
 from .migrations import alembic_config, revert_path, script_directory
-from .phases import log_validation_failure
 from .signals import SignalQueue
 
 
@@ -216,13 +215,27 @@ def _load_settings(need: str, log: Any) -> config.Settings | None:
         only_url_missing = ([p.variable for p in exc.problems] == ["DATABASE_URL"]
                             and not (env.get("DATABASE_URL") or "").strip())
         if need == "yes" or not only_url_missing:
-            log_validation_failure(log, [p.as_dict() for p in exc.problems], 0, list(exc.unknown))
-            raise SupervisorError(str(exc), ExitCode.CONFIG, "fix the configuration", logged=True) from None
+            _log_config_failure(log, exc)
+            error = SupervisorError(str(exc), ExitCode.CONFIG, "fix the configuration")
+            error.logged = True
+            raise error from None
         env["DATABASE_URL"] = "postgresql://offline@localhost/offline"
         placeholder = config.load_settings(env)
         return replace(placeholder, database_url=None, database_direct_url=None)
     # DB_RESET_ON_STARTUP is for `jarlpm run`: a command run by hand never resets.
     return replace(settings, db_reset_on_startup=False)
+
+
+def _log_config_failure(log: Any, exc: config.ConfigError) -> None:
+    """The same single event as `jarlpm run` for invalid variables: every problem at once (exit 78)."""
+    problems = [p.as_dict() for p in exc.problems]
+    extra = {"unknown_variables": list(exc.unknown)} if exc.unknown else {}
+    log.error("phase.failed", phase="validate_env", exit_code=int(ExitCode.CONFIG),
+              error=f"invalid configuration: {len(problems)} problem(s) with "
+                    + ", ".join(p["variable"] for p in problems),
+              problems=problems, **extra,
+              hint="fix the variables listed in problems (see the README's environment table); nothing "
+                   "else was touched")
 
 
 @contextlib.contextmanager
@@ -262,10 +275,7 @@ def _as_supervisor_error(exc: BaseException) -> SupervisorError:
     """Database and alembic errors that escaped the operations, with the exit code they deserve."""
     if isinstance(exc, (CommandError, RevisionError)):
         return SupervisorError(f"alembic: {dburl.redact(str(exc))}", ExitCode.DATAERR, migrate_ops.HISTORY_HINT)
-    diagnosis = dberrors.classify_exception(exc)
-    orig = getattr(exc, "orig", None) or exc
-    return SupervisorError(f"database error: {dburl.redact(dberrors.first_line(str(orig)))}",
-                           diagnosis.exit_code, diagnosis.hint, reason=diagnosis.kind)
+    return migrator.database_failure(exc)
 
 
 def execute(handler: Handler, args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -307,7 +317,7 @@ def execute(handler: Handler, args: argparse.Namespace, out: TextIO | None = Non
 
 
 def _report(log: Any, exc: SupervisorError) -> ExitCode:
-    if not exc.fields.get("logged"):
+    if not exc.logged:
         log.error("migrate.failed", exit_code=int(exc.exit_code), error=exc.message, hint=exc.hint, **exc.fields)
     return exc.exit_code
 

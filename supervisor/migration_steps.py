@@ -27,6 +27,7 @@ from .migrations import BlockerInfo, backend_pid, current_revisions, downgrade_o
 from .signals import SignalQueue
 
 LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout
+INSUFFICIENT_PRIVILEGE = "42501"
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,14 @@ class BlockerMonitor:
         self.interval = interval
         self.blockers: list[BlockerInfo] = []
         self._stop = threading.Event()
+        self._connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name="blocker-monitor", daemon=True)
 
     def __enter__(self) -> BlockerMonitor:
         self._thread.start()
+        # Watching must have begun before the first statement can wait: with a short
+        # lock_timeout on a loaded host, a late monitor would see nothing to name.
+        self._connected.wait(5)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -70,11 +75,14 @@ class BlockerMonitor:
             conn = dbprobe.connect(self.url, application_name="jarlpm-migrate-monitor")
         except psycopg2.Error:
             return
+        finally:
+            self._connected.set()
         try:
-            while not self._stop.wait(self.interval):
+            while not self._stop.is_set():
                 rows = self._blocking(conn)
                 if rows:
                     self.blockers = rows
+                self._stop.wait(self.interval)
         except psycopg2.Error:
             pass
         finally:
@@ -108,19 +116,24 @@ def _lock_timeout_hint(blockers: list[BlockerInfo], settings: Settings) -> str:
 
 def step_failure(step: Step, exc: BaseException, blockers: list[BlockerInfo], now_at: tuple[str, ...] | None,
                  settings: Settings) -> SupervisorError:
-    """The exit-65 failure naming the revision, the SQLSTATE and message, and where the database stayed."""
+    """The failure (65; 77 for a missing privilege) naming the revision, SQLSTATE, message, and where it stayed."""
     orig = getattr(exc, "orig", None) or exc
     sqlstate = getattr(orig, "pgcode", None)
     message = dburl.redact(" ".join(str(orig).split())[:600])
     stayed = ", ".join(now_at) if now_at else ("an empty schema" if now_at == () else "an unknown revision")
     verb = "migration" if step.direction == "up" else "downgrade of"
+    code = ExitCode.DATAERR
     if sqlstate == LOCK_NOT_AVAILABLE:
         hint = _lock_timeout_hint(blockers, settings)
+    elif sqlstate == INSUFFICIENT_PRIVILEGE:
+        code = ExitCode.NOPERM
+        hint = (f"the role of DATABASE_DIRECT_URL (else DATABASE_URL) lacks a privilege revision {step.revision} "
+                f"needs: migrate as the owner of the schema and tables, or GRANT it; the database stays at {stayed}")
     else:
         hint = (f"fix revision {step.revision} (or the data it trips over) and redeploy; the database "
                 f"stays at {stayed}" + (", and no server was started" if step.direction == "up" else ""))
     return SupervisorError(
-        f"{verb} {step.revision} failed: {message}", ExitCode.DATAERR, hint,
+        f"{verb} {step.revision} failed: {message}", code, hint,
         revision=step.revision, direction=step.direction, sqlstate=sqlstate,
         last_good_revision=", ".join(now_at) if now_at else None,
         blockers=[b.as_dict() for b in blockers],

@@ -13,14 +13,15 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import psycopg2
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from . import drift, stamp
+from . import dberrors, dburl, drift, stamp
 from .config import Settings
 from .exitcodes import ExitCode, SupervisorError
 from .migration_steps import Step, run_steps
@@ -61,10 +62,26 @@ def locked_engine(settings: Settings, signals: SignalQueue, log: Any) -> Iterato
         engine.dispose()
 
 
+# Databases this process has already reset: DB_RESET_ON_STARTUP means at start-up, and
+# a SIGHUP reload re-runs the migrate phase, which must not wipe the data again.
+_reset_done: set[str] = set()
+
+
 def migrate_to_head(settings: Settings, signals: SignalQueue, log: Any) -> MigrationResult:
     """Bring the database to head and check drift (see module docstring); raises ``SupervisorError``."""
     url = settings.migration_url
     assert url is not None
+    if settings.db_reset_on_startup and url in _reset_done:
+        settings = replace(settings, db_reset_on_startup=False)
+    try:
+        return _migrate(settings, url, signals, log)
+    except (sa.exc.DBAPIError, psycopg2.Error) as exc:
+        # Not a migration's failure (those are reported by their step): the
+        # connection, the lock or the stamp, e.g. a role without CREATE (77).
+        raise database_failure(exc) from None
+
+
+def _migrate(settings: Settings, url: str, signals: SignalQueue, log: Any) -> MigrationResult:
     cfg = alembic_config()
     script = script_directory(cfg)
     head = single_head(script)
@@ -79,6 +96,15 @@ def migrate_to_head(settings: Settings, signals: SignalQueue, log: Any) -> Migra
             engine.dispose()
     with locked_engine(settings, signals, log) as engine, engine.connect() as conn:
         return _upgrade_locked(settings, conn, cfg, script, head, signals, log)
+
+
+def database_failure(exc: BaseException) -> SupervisorError:
+    """A database error outside any migration, with the exit code and hint its kind deserves."""
+    diagnosis = dberrors.classify_exception(exc)
+    orig = getattr(exc, "orig", None) or exc
+    return SupervisorError(f"database error: {dburl.redact(dberrors.first_line(str(orig)))}",
+                           diagnosis.exit_code, diagnosis.hint, reason=diagnosis.kind,
+                           sqlstate=getattr(orig, "pgcode", None))
 
 
 def _without_lock(settings: Settings, cfg: Config, script: ScriptDirectory, head: str,
@@ -137,6 +163,7 @@ def _upgrade_locked(settings: Settings, conn: sa.Connection, cfg: Config, script
                     head: str, signals: SignalQueue, log: Any) -> MigrationResult:
     if settings.db_reset_on_startup:
         stamp.reset_schema(conn, settings, log)
+        _reset_done.add(settings.migration_url or "")
     current = current_revisions(conn)
     conn.rollback()
     unknown = [rev for rev in current if rev not in known_revisions(script)]

@@ -189,6 +189,26 @@ class TestFailingMigration:
         never_served(sup)
 
 
+class TestPrivileges:
+    """A role that may connect but not create: exit 77 naming the revision, not a crash."""
+
+    def test_missing_privilege_exits_77(self, app_db: str, pg_server: Any) -> None:
+        """The first revision cannot create its table: exit 77 with the revision, SQLSTATE 42501 and GRANT."""
+        database = app_db.rsplit("/", 1)[1]
+        role = f"ro_{database}"
+        pg_server.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'ro-pw'")
+        try:
+            pg_server.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC", dbname=database)
+            url = app_db.replace("jarlpm_app:s3cret-app-pw", f"{role}:ro-pw")
+            error, _ = failure(url)
+        finally:
+            pg_server.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            pg_server.execute(f"DROP ROLE {role}")
+        first = migrations.script_directory(migrations.alembic_config()).get_base()
+        assert error.exit_code == ExitCode.NOPERM and error.fields["sqlstate"] == "42501"
+        assert error.fields["revision"] == first and "GRANT" in error.hint
+
+
 class TestDdlLockTimeout:
     """DDL waits at most MIGRATION_DDL_LOCK_TIMEOUT behind live traffic, then fails naming the blocker."""
 
@@ -341,6 +361,15 @@ class TestResetGuard:
         """Development without DB_RESET_ON_STARTUP keeps the data between starts."""
         self._with_data(app_db, JARLPM_ENV="development")
         _, events = migrate(app_db, JARLPM_ENV="development")
+        assert not [e for e in events if e["event"] == "db.reset"]
+        assert query(app_db, "SELECT count(*) FROM epics")[0][0] == 1
+
+    def test_a_reload_does_not_reset_again(self, app_db: str) -> None:
+        """SIGHUP re-runs the migrate phase: the database is reset once per supervisor process, not per reload."""
+        env = {"JARLPM_ENV": "development", "DB_RESET_ON_STARTUP": "true"}
+        migrate(app_db, **env)
+        query(app_db, "INSERT INTO epics (title) VALUES ('made after the start')")
+        _, events = migrate(app_db, **env)
         assert not [e for e in events if e["event"] == "db.reset"]
         assert query(app_db, "SELECT count(*) FROM epics")[0][0] == 1
 
