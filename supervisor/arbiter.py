@@ -12,6 +12,7 @@ import contextlib
 import select
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,7 @@ from . import reaper
 from .backoff import GiveUp, RestartPolicy
 from .child import ServerProcess
 from .config import Settings
-from .exitcodes import ExitCode, SupervisorError
+from .exitcodes import ExitCode, StopRequested, SupervisorError
 from .notify import Notifier
 from .signals import SignalQueue
 from .status import StatusServer
@@ -64,6 +65,8 @@ class Arbiter:
         self.exit_code: ExitCode | None = None
         self.last_exit: dict[int, dict[str, Any]] = {}
         self.reloads = 0
+        self.reload_thread: threading.Thread | None = None
+        self.reload_error: BaseException | None = None
 
     # -- the loop --------------------------------------------------------------------
     def prespawn(self) -> None:
@@ -88,6 +91,7 @@ class Arbiter:
             self.check_heartbeats()
             self.start_due_restarts()
             self.send_due_terms()
+            self.advance_reload()
             self.announce_readiness()
             self.notifier.watchdog(self.healthy())
             self.serve_status()
@@ -279,7 +283,8 @@ class Arbiter:
 
     # -- reload ----------------------------------------------------------------------------
     def reload(self) -> None:
-        if self.state != "running" or self.replacing or self.reload_queue:
+        """Re-run migrate in a thread (the loop keeps supervising), then replace the processes."""
+        if self.state != "running" or self.replacing or self.reload_queue or self.reload_thread:
             self.log.warning("supervisor.reload_ignored", state=self.state,
                              hint="a reload or stop is already under way")
             return
@@ -287,25 +292,43 @@ class Arbiter:
         self.reloads += 1
         self.log.info("supervisor.reloading", workers=len(self.slots))
         self.notifier.reloading()
-        if self.reload_migrations is not None:
-            try:
-                self.reload_migrations()
-            except SupervisorError as exc:
-                self.log.error("supervisor.reload_failed", reason="migrate", error=exc.message,
-                               exit_code=int(exc.exit_code), hint=exc.hint + "; the running server "
-                               "processes keep serving the previous code")
-                self.end_reload()
-                return
-            finally:
-                self.refresh_heartbeats()
-        self.reload_queue = sorted(self.slots)
-        self.replace_next()
+        if self.reload_migrations is None:
+            self.reload_queue = sorted(self.slots)
+            self.replace_next()
+            return
+        self.reload_error = None
+        self.reload_thread = threading.Thread(target=self._migrate_for_reload, name="reload-migrate",
+                                              daemon=True)
+        self.reload_thread.start()
 
-    def refresh_heartbeats(self) -> None:
-        # The loop was busy migrating, so no heartbeat was read: do not call that a hang.
-        now = time.monotonic()
-        for proc in self.processes():
-            proc.last_heartbeat = max(proc.last_heartbeat, now)
+    def _migrate_for_reload(self) -> None:
+        assert self.reload_migrations is not None
+        try:
+            self.reload_migrations()
+        except (SupervisorError, StopRequested) as exc:
+            self.reload_error = exc
+        except Exception as exc:  # report it through the loop; the old processes keep serving
+            self.reload_error = exc
+
+    def advance_reload(self) -> None:
+        """When the reload's migration has finished: replace the processes, or say why not."""
+        if self.reload_thread is None or self.reload_thread.is_alive():
+            return
+        self.reload_thread = None
+        error, self.reload_error = self.reload_error, None
+        if self.state != "reloading":
+            return
+        if error is None:
+            self.reload_queue = sorted(self.slots)
+            self.replace_next()
+            return
+        if isinstance(error, SupervisorError):
+            message, hint, code = error.message, error.hint, int(error.exit_code)
+        else:
+            message, hint, code = repr(error), "see the error", int(ExitCode.SOFTWARE)
+        self.log.error("supervisor.reload_failed", reason="migrate", error=message, exit_code=code,
+                       hint=hint + "; the running server processes keep serving the previous code")
+        self.end_reload()
 
     def replace_next(self) -> None:
         if not self.reload_queue:
@@ -358,6 +381,7 @@ class Arbiter:
                       drain_delay_s=self.settings.drain_delay if graceful else 0,
                       graceful_timeout_s=self.settings.graceful_timeout if graceful else 0)
         self.notifier.stopping()
+        self.wait_for_reload_migration()
         procs = [p for p in self.processes() if p.alive]
         for proc in procs:
             proc.stop_requested = True
@@ -378,6 +402,13 @@ class Arbiter:
         self.wait_for_exit(KILL_WAIT, escalate=False)
         self.clear_descendants()
         self.exit_code = exit_code
+
+    def wait_for_reload_migration(self) -> None:
+        """A stop during a reload's migration lets the current revision finish or roll back."""
+        thread = self.reload_thread
+        if thread is not None and thread.is_alive():
+            deadline = time.monotonic() + max(60.0, self.settings.graceful_timeout)
+            self.wait_until(deadline, lambda: not thread.is_alive(), escalate=False)
 
     def drain(self, procs: list[ServerProcess]) -> bool:
         """Readiness turns 503 for DRAIN_DELAY while requests are still served."""

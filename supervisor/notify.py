@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
+from collections.abc import Iterator
 
 
 class Notifier:
@@ -87,3 +89,28 @@ class Notifier:
         if now - self._last_watchdog >= self.watchdog_interval:
             self._last_watchdog = now
             self.send(WATCHDOG=1)
+
+    @contextlib.contextmanager
+    def keepalive(self) -> Iterator[None]:
+        """Ping the watchdog from a thread while the start-up phases run.
+
+        The phases block the loop but each has its own deadline (DB_WAIT_TIMEOUT,
+        MIGRATION_LOCK_TIMEOUT, ...), so a long database wait must not look like a hang.
+        """
+        if self.watchdog_interval is None:
+            yield
+            return
+        done = threading.Event()
+        interval = self.watchdog_interval
+
+        def ping() -> None:
+            while not done.wait(interval):
+                self.send(WATCHDOG=1)
+
+        thread = threading.Thread(target=ping, name="watchdog-keepalive", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(1)

@@ -112,7 +112,8 @@ def run(check_only: bool = False) -> int:
 
         ctx = PhaseContext(settings=settings, signals=signals, log=log, notifier=notifier)
         runner = PhaseRunner(ctx)
-        runner.run_all(startup_phases(settings))
+        with notifier.keepalive():
+            runner.run_all(startup_phases(settings))
         if arbiter is None:
             log.info("check.passed", phases=[r.name for r in runner.results],
                      duration_ms=round((time.monotonic() - started) * 1000))

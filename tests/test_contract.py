@@ -64,6 +64,35 @@ class TestReloadWithMigrations:
             assert sup.proc.poll() is None
 
 
+    def test_sigterm_during_reload_migration(self, app_db: str, tmp_path: Path) -> None:
+        """A stop during the reload's migration lets it finish, then drains and exits 0."""
+        ini = copy_alembic(tmp_path)
+        with running(base_env(app_db, JARLPM_ALEMBIC_INI=str(ini))) as sup:
+            sup.wait_event("supervisor.ready", timeout=60)
+            add_revision(ini, "0100_slow", "SELECT pg_sleep(2)")
+            sup.signal(signal.SIGHUP)
+            wait_for(lambda: _running_query(app_db, "pg_sleep(2)"), 30, "the reload's migration running")
+            assert sup.get("/api/health")[0] == 200  # still serving while it migrates
+            sup.signal(signal.SIGTERM)
+            assert sup.wait_exit(60) == 0
+            assert sup.find("migrate.step", revision="0100_slow"), sup.dump()
+            assert not sup.find("supervisor.reloaded")
+            assert all(e.get("hint") == "stopped by the supervisor" for e in sup.find("child.exited"))
+
+
+def _running_query(url: str, fragment: str) -> bool:
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()",
+                        (f"%{fragment}%",))
+            return bool(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
 class TestRollingDeploy:
     """A database migrated by a newer release is ahead of this code: warn and start (or refuse)."""
 
