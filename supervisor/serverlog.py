@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -18,7 +19,14 @@ from typing import Any
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message", "taskName"}
 
 
+_DOTTED = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+
+
 def _event_name(record: logging.LogRecord) -> str:
+    # An app that logs a bare dotted name (log.info("db.pool.warmed", extra=...)) is naming
+    # its event, structlog-style.
+    if isinstance(record.msg, str) and not record.args and _DOTTED.match(record.msg):
+        return record.msg
     if record.name == "uvicorn.access":
         return "http.access"
     if record.name.startswith("uvicorn"):
