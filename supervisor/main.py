@@ -37,7 +37,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return statuscli.main(as_json=args.json)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; ``migrate``'s actions are loaded only when it is the command.
+
+    ``jarlpm run`` must not import Alembic before spawning the servers (start-up time),
+    and ``migrate``'s module needs it; the others only list it in ``--help``.
+    """
     parser = _Parser(prog="jarlpm", description="Supervisor for the JarlPM API: phases, "
                      "migrations, a supervised uvicorn server, structured logs.")
     parser.add_argument("--version", action="version", version=f"jarlpm {_version()}")
@@ -56,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "$JARLPM_STATE_DIR or $RUNTIME_DIRECTORY) for its state.")
     status.add_argument("--json", action="store_true", help="print the raw JSON snapshot")
     status.set_defaults(handler=_cmd_status)
+    if command == "migrate":
+        from . import migrate_cli
+
+        migrate_cli.add_parser(sub)
+    else:
+        sub.add_parser("migrate", help="apply, revert, inspect and create migrations")
+    from .explain import cli as explain_cli
+
+    explain_cli.add_parser(sub)
     return parser
 
 
@@ -69,9 +83,11 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in arguments if not a.startswith("-")), None)
+    parser = build_parser(command)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
     except UsageError as exc:
         print(exc, file=sys.stderr)
         return int(ExitCode.USAGE)
