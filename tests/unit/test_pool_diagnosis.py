@@ -18,7 +18,17 @@ from jarlpm.pool.diagnosis import (
     long_threshold,
     server_message,
 )
-from jarlpm.pool.model import DbLock, DbSession, DbSettings, DbView, HolderView, PoolNumbers, Trigger
+from jarlpm.pool.model import (
+    DbLock,
+    DbSession,
+    DbSettings,
+    DbView,
+    HolderView,
+    PoolNumbers,
+    TrackerSnapshot,
+    Trigger,
+    WaiterView,
+)
 from jarlpm.pool.ratelimit import RateLimiter, SaturationWatch, saturation_wait
 from jarlpm.pool.tracker import PoolTracker
 
@@ -415,6 +425,17 @@ class TestReport:
         assert blocker["locks"] == ["AccessExclusiveLock on epics"]
         assert "pg_read_all_stats" in blocker["note"]
         assert fields["blocked"][0]["holder"] == "GET /api/epics"
+
+    def test_saturated_names_the_thread_pool_when_larger(self) -> None:
+        """The early warning says how many wait, for how long, and that threads outnumber connections."""
+        snapshot = TrackerSnapshot(holders=(holder(held=0.3),), waiters=(WaiterView("GET", "/a", 1.2),),
+                                   peak_demand=3)
+        pool = PoolNumbers(2, 0, 2.0, checked_out=2, waiting=1)
+        fields = report.saturated_fields(pool, snapshot, 1.2, threads=40)
+        assert fields["threads"] == 40 and fields["waiting_routes"] == {"GET /a": 1}
+        assert "1 request is queueing for one (longest 1.2s)" in fields["hint"]
+        assert "up to 40 sync requests run at once" in fields["hint"]
+        assert "threads" not in report.saturated_fields(pool, snapshot, 1.2, threads=None)
 
     def test_unreachable_database(self) -> None:
         """An unreachable database still shows the limits known from start-up, and the error."""

@@ -44,14 +44,21 @@ def report_connect_refused(engine: Engine | None, error: str) -> bool:
 
 
 def check_thread_budget(engine: Engine | None, threads: int) -> bool:
-    """Warn (``db.pool.thread_budget``) when more sync endpoints can run at once than the pool serves."""
+    """Say (``db.pool.thread_budget``) when more sync endpoints can run at once than the pool serves.
+
+    Logged at info, not warning: with the defaults (40 threads, 5 + 10
+    connections) it holds for every start, and a warning on every clean start
+    teaches people to ignore warnings.  The numbers come back, with the
+    consequence, in ``db.pool.saturated`` when a burst actually queues.
+    """
     monitor = monitor_for(engine)
     if monitor is None:
         return False
+    monitor.threads = threads
     budget = ThreadBudget(threads, monitor.pool_size, monitor.max_overflow)
     if not budget.exceeds:
         return False
-    events.emit(logging.WARNING, events.THREAD_BUDGET, {
+    events.emit(logging.INFO, events.THREAD_BUDGET, {
         "threads": threads, "pool_size": monitor.pool_size, "max_overflow": monitor.max_overflow,
         "capacity": budget.capacity, "hint": budget.hint(monitor.timeout_s),
     }, f"{threads} threads, {budget.capacity} connections")

@@ -53,6 +53,7 @@ class PoolMonitor:
         self.timeout_s = timeout_s
         self.connect_kwargs = connect_kwargs
         self.db_settings: DbSettings | None = None
+        self.threads: int | None = None  # the request thread pool's size, once the app has started
         self.limiter = RateLimiter(options.report_interval_s)
         self.saturation = SaturationWatch(saturation_wait(timeout_s), options.report_interval_s)
         self._pending: deque[PendingReport] = deque()
@@ -119,7 +120,8 @@ class PoolMonitor:
         if self.saturation.update(time.monotonic(), checked_out, self.capacity, waiting, longest):
             snapshot = self.tracker.snapshot()
             numbers = self._numbers(snapshot)
-            events.emit(logging.WARNING, events.SATURATED, report.saturated_fields(numbers, snapshot, longest),
+            fields = report.saturated_fields(numbers, snapshot, longest, self.threads)
+            events.emit(logging.WARNING, events.SATURATED, fields,
                         f"{numbers.checked_out}/{self.capacity} checked out, {numbers.waiting} waiting")
 
     def _report(self, pending: PendingReport) -> None:

@@ -189,9 +189,15 @@ def _trigger_fields(facts: Facts) -> dict[str, Any]:
     return fields
 
 
-def saturated_fields(pool: PoolNumbers, snapshot: TrackerSnapshot, longest_wait_s: float) -> dict[str, Any]:
+def saturated_fields(pool: PoolNumbers, snapshot: TrackerSnapshot, longest_wait_s: float,
+                     threads: int | None = None) -> dict[str, Any]:
     """``db.pool.saturated``: the pool is full and requests have started to queue."""
     fields = pool_fields(pool)
+    threads_note = ""
+    if threads is not None and threads > pool.capacity:
+        fields["threads"] = threads
+        threads_note = (f"; up to {threads} sync requests run at once (the request thread pool) against "
+                        f"{pool.capacity} connections")
     groups = group_holders(snapshot.holders)
     top = groups[0] if groups else None
     busiest = (f"; most held by {top['method']} {top['route']} ({top['count']}, longest {top['longest_hold_s']}s)"
@@ -202,7 +208,7 @@ def saturated_fields(pool: PoolNumbers, snapshot: TrackerSnapshot, longest_wait_
         waiting_routes=waiting_routes(snapshot.waiters),
         hint=(f"all {pool.capacity} connections of this process's pool are checked out and {pool.waiting} "
               f"request{'s are' if pool.waiting != 1 else ' is'} queueing for one (longest "
-              f"{longest_wait_s:.1f}s){busiest}; they get 503 after "
+              f"{longest_wait_s:.1f}s){busiest}{threads_note}; they get 503 after "
               f"DB_POOL_TIMEOUT={pool.timeout_s:g}s, and db.pool.exhausted will then say why"),
     )
     return fields
