@@ -1,0 +1,7 @@
+"""``python -m supervisor.explain [FILE]``: the explain subcommand without the rest of ``jarlpm``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""The timeline and verdict as text for people, or as JSON for scripts (the same content)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import fmt
+from .model import Incident, trim
+from .reader import ReadStats
+from .verdict import Verdict, as_dict
+
+_MARK = {"info": "info ", "warning": "WARN ", "error": "ERROR"}
+
+
+def _supervisors(incidents: list[Incident]) -> list[int]:
+    seen: list[int] = []
+    for inc in incidents:
+        if inc.supervisor is not None and inc.supervisor not in seen:
+            seen.append(inc.supervisor)
+    return seen
+
+
+def _header(stats: ReadStats, incidents: list[Incident]) -> str:
+    span = (f"{fmt.timestamp(stats.first_ts)} → {fmt.timestamp(stats.last_ts)}"
+            if stats.first_ts is not None else "no timestamps")
+    skipped = []
+    if stats.other:
+        skipped.append(f"{stats.other} not JSON")
+    if stats.foreign_json:
+        skipped.append(f"{stats.foreign_json} other JSON")
+    if stats.truncated:
+        skipped.append(f"{stats.truncated} truncated, salvaged")
+    if stats.outside_window:
+        skipped.append(f"{stats.outside_window} outside --since/--until")
+    sups = _supervisors(incidents)
+    who = (f"supervisor pid {sups[0]}" if len(sups) == 1 else
+           f"{len(sups)} supervisors (pids {', '.join(map(str, sups[:8]))}{', …' if len(sups) > 8 else ''})"
+           if sups else "no supervisor events")
+    return (f"jarlpm explain: {fmt.plural(stats.lines, 'line')}, {fmt.plural(stats.events, 'event')}"
+            + (f" ({'; '.join(skipped)})" if skipped else "") + f"; {span}; {who}")
+
+
+def text(stats: ReadStats, incidents: list[Incident], verdict: Verdict, omitted: dict[str, int]) -> str:
+    """The report people read: header, one line per incident, the verdict."""
+    lines = [_header(stats, incidents), "", "Timeline"]
+    several = len(_supervisors(incidents)) > 1
+    if not incidents:
+        lines.append("  (no incidents)" + (" — every event was outside --since/--until"
+                                            if stats.outside_window and not stats.events else ""))
+    for inc in incidents:
+        who = f"[{inc.supervisor}] " if several and inc.supervisor is not None else ""
+        lines.append(f"  {fmt.timestamp(inc.start)}  {_MARK.get(inc.severity, inc.severity)}  {who}{inc.summary}")
+    if omitted:
+        lines.append(f"  … and {sum(omitted.values())} more incidents not listed ({fmt.counted(omitted, 6)})")
+    lines += ["", "Verdict", f"  Root cause: {verdict.cause}", f"  Fix:        {verdict.fix}"]
+    if verdict.explains:
+        lines.append(f"  Explains:   {', '.join(sorted({i.kind for i in verdict.explains}))} in the same window")
+    for n, step in enumerate(verdict.next):
+        lines.append(f"  {'Next:' if n == 0 else '':<11} {step}")
+    return "\n".join(lines) + "\n"
+
+
+def incident_dict(inc: Incident) -> dict[str, Any]:
+    return {
+        "kind": inc.kind,
+        "severity": inc.severity,
+        "start": fmt.timestamp(inc.start) if inc.start is not None else None,
+        "end": fmt.timestamp(inc.end) if inc.end is not None else None,
+        "duration_s": None if inc.duration is None else round(inc.duration, 3),
+        "supervisor": inc.supervisor,
+        "count": inc.count,
+        "summary": inc.summary,
+        "facts": trim(inc.facts),
+        "examples": inc.examples,
+    }
+
+
+def as_json(stats: ReadStats, incidents: list[Incident], verdict: Verdict, omitted: dict[str, int]) -> str:
+    """The same report as one JSON document."""
+    index = {id(inc): n for n, inc in enumerate(incidents)}
+    doc = {
+        "input": {
+            "lines": stats.lines, "events": stats.events, "truncated": stats.truncated,
+            "not_json": stats.other, "other_json": stats.foreign_json, "outside_window": stats.outside_window,
+            "first": fmt.timestamp(stats.first_ts) if stats.first_ts is not None else None,
+            "last": fmt.timestamp(stats.last_ts) if stats.last_ts is not None else None,
+            "sources": stats.sources, "supervisors": _supervisors(incidents),
+        },
+        "incidents": [incident_dict(inc) for inc in incidents],
+        "omitted": omitted,
+        "verdict": as_dict(verdict, index),
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
