@@ -255,8 +255,8 @@ def check(settings: Settings, signals: SignalQueue, log: Any) -> str:
         conn.rollback()
         if current != (head,):
             raise _not_at_head(current, head)
-        took = migrator.verify_models(cfg, script, conn, head, settings, log)
-    log.info("migrate.check_passed", revision=head, drift_check_ms=took)
+        check = migrator.verify_models(cfg, script, conn, head, settings, log, force=True)
+    log.info("migrate.check_passed", revision=head, drift_check=check.how, drift_check_ms=check.ms)
     return head
 
 

@@ -119,19 +119,39 @@ def _without_lock(settings: Settings, cfg: Config, script: ScriptDirectory, head
         return None
     conn.rollback()
     result = MigrationResult(head=head, from_revision=head)
-    result.drift_check_ms = verify_models(cfg, script, conn, head, settings, log)
-    log.info("migrate.up_to_date", revision=head, locked=False, drift_check_ms=result.drift_check_ms)
+    check = verify_models(cfg, script, conn, head, settings, log)
+    result.drift_check_ms = check.ms
+    log.info("migrate.up_to_date", revision=head, locked=False, drift_check=check.how, drift_check_ms=check.ms)
     return result
 
 
+@dataclass(frozen=True)
+class DriftCheck:
+    """How the models were found in step: ``compared`` now, or ``cached`` (same code, same schema)."""
+
+    how: str
+    ms: int
+
+
 def verify_models(cfg: Config, script: ScriptDirectory, conn: sa.Connection, head: str,
-                  settings: Settings, log: Any) -> int:
-    """Compare the models with the database; exit 65 listing the differences.  Returns the cost in ms."""
+                  settings: Settings, log: Any, force: bool = False) -> DriftCheck:
+    """Compare the models with the database; exit 65 listing the differences.
+
+    Skipped (``cached``) when this code and this schema were already found in step,
+    as on every restart of the same release; ``force`` always compares.
+    """
     started = time.monotonic()
+    code = drift.code_digest(cfg, script)
+    before = f"{head}:{code}:{drift.catalog_digest(conn)}" if code else None
+    if before and not force and stamp.models_checked(conn) == before:
+        conn.rollback()
+        return DriftCheck("cached", _ms_since(started))
     differences = drift.compare(cfg, script, conn)
-    took = round((time.monotonic() - started) * 1000)
     if not differences:
-        return took
+        # Remember it only if the schema did not move during the comparison.
+        if before and before == f"{head}:{code}:{drift.catalog_digest(conn)}" and stamp.read(conn):
+            stamp.record_models_checked(conn, before)
+        return DriftCheck("compared", _ms_since(started))
     now_at = current_revisions(conn)
     conn.rollback()
     if now_at != (head,):
@@ -140,8 +160,12 @@ def verify_models(cfg: Config, script: ScriptDirectory, conn: sa.Connection, hea
         unknown = [rev for rev in now_at if rev not in known_revisions(script)]
         if unknown:
             _database_ahead(settings, head, unknown, log)
-            return took
+            return DriftCheck("skipped_database_ahead", _ms_since(started))
     raise drift.drift_error(differences, head)
+
+
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
 
 
 def _database_ahead(settings: Settings, head: str, unknown: list[str], log: Any) -> MigrationResult:
@@ -179,7 +203,8 @@ def _upgrade_locked(settings: Settings, conn: sa.Connection, cfg: Config, script
     result = MigrationResult(head=head, from_revision=from_revision, applied=applied)
     if applied:
         log.info("migrate.applied", from_revision=from_revision, to_revision=head, revisions=applied)
-    result.drift_check_ms = verify_models(cfg, script, conn, head, settings, log)
+    check = verify_models(cfg, script, conn, head, settings, log)
+    result.drift_check_ms = check.ms
     if not applied:
-        log.info("migrate.up_to_date", revision=head, locked=True, drift_check_ms=result.drift_check_ms)
+        log.info("migrate.up_to_date", revision=head, locked=True, drift_check=check.how, drift_check_ms=check.ms)
     return result

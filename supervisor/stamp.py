@@ -4,7 +4,9 @@ The supervisor records the environment (``production``/``development``) that fir
 migrated a database, in a table of its own that Alembic's comparison ignores.  A
 production stamp is permanent: ``DB_RESET_ON_STARTUP`` is refused against such a
 database whatever the variables say, so a development setting that leaks into a
-production deploy cannot drop real data.
+production deploy cannot drop real data.  The same row remembers the fingerprint of
+the last code and schema that the drift check found in step, so that restarts of the
+same release skip the comparison.
 """
 
 from __future__ import annotations
@@ -19,15 +21,21 @@ from .exitcodes import ExitCode, SupervisorError
 STAMP_TABLE = "jarlpm_environment"
 
 
-def read(conn: sa.Connection) -> str | None:
-    """The stamped environment, or None if the database was never stamped."""
+def _row(conn: sa.Connection) -> dict[str, Any] | None:
+    """The stamp row as a dict (whichever columns this version of the table has), or None."""
     exists = conn.exec_driver_sql(
         "SELECT to_regclass(current_schema() || '.' || %(t)s) IS NOT NULL", {"t": STAMP_TABLE}
     ).scalar_one()
     if not exists:
         return None
-    value = conn.exec_driver_sql(f"SELECT environment FROM {STAMP_TABLE} LIMIT 1").scalar()
-    return str(value) if value is not None else None
+    row = conn.exec_driver_sql(f"SELECT to_jsonb(s) FROM {STAMP_TABLE} s LIMIT 1").scalar()
+    return dict(row) if row else None
+
+
+def read(conn: sa.Connection) -> str | None:
+    """The stamped environment, or None if the database was never stamped."""
+    row = _row(conn)
+    return str(row["environment"]) if row and row.get("environment") else None
 
 
 def satisfied(conn: sa.Connection, environment: str) -> bool:
@@ -36,24 +44,45 @@ def satisfied(conn: sa.Connection, environment: str) -> bool:
     A database migrated before the supervisor existed (``alembic upgrade head``) is
     at head but unstamped: the first production start must stamp it all the same.
     """
-    stamped = read(conn)
-    return stamped == "production" or stamped == environment
+    row = _row(conn)
+    if row is None or "models_checked" not in row:
+        return False
+    return bool(row["environment"] == "production" or row["environment"] == environment)
 
 
 def ensure(conn: sa.Connection, environment: str) -> None:
-    """Stamp the database; production overrides development, never the other way round."""
+    """Stamp the database; production overrides development, never the other way round.
+
+    Called only under the migration lock: concurrent ``CREATE TABLE IF NOT EXISTS``
+    can fail on PostgreSQL's catalog unique indexes.
+    """
     conn.exec_driver_sql(
         f"CREATE TABLE IF NOT EXISTS {STAMP_TABLE} ("
         " id boolean PRIMARY KEY DEFAULT true CHECK (id),"
         " environment text NOT NULL,"
-        " stamped_at timestamptz NOT NULL DEFAULT now())"
+        " stamped_at timestamptz NOT NULL DEFAULT now(),"
+        " models_checked text)"
     )
+    conn.exec_driver_sql(f"ALTER TABLE {STAMP_TABLE} ADD COLUMN IF NOT EXISTS models_checked text")
     conn.exec_driver_sql(
         f"INSERT INTO {STAMP_TABLE} (environment) VALUES (%(env)s)"
         " ON CONFLICT (id) DO UPDATE SET environment = 'production', stamped_at = now()"
         f" WHERE %(env)s = 'production' AND {STAMP_TABLE}.environment <> 'production'",
         {"env": environment},
     )
+    conn.commit()
+
+
+def models_checked(conn: sa.Connection) -> str | None:
+    """The fingerprint of the last code and schema found in step (see ``drift.fingerprint``)."""
+    row = _row(conn)
+    value = row.get("models_checked") if row else None
+    return str(value) if value else None
+
+
+def record_models_checked(conn: sa.Connection, fingerprint: str) -> None:
+    """Remember that this code and this schema were compared and matched."""
+    conn.exec_driver_sql(f"UPDATE {STAMP_TABLE} SET models_checked = %(f)s", {"f": fingerprint})
     conn.commit()
 
 

@@ -267,10 +267,12 @@ class TestCheck:
     """`migrate check`: 0 only when there is one head, the database is at it, and the models match."""
 
     def test_passes_at_head(self, cli: Cli, app_db: str) -> None:
+        """At head with matching models: exit 0, always comparing (an explicit check is never cached)."""
         env = env_of(app_db)
         cli("upgrade", env=env)
         run = cli("check", env=env)
-        assert run.code == 0 and run.find("migrate.check_passed", revision=repo_head())
+        assert run.code == 0, run
+        assert run.find("migrate.check_passed", revision=repo_head(), drift_check="compared"), "never cached"
 
     def test_fails_when_behind(self, cli: Cli, app_db: str) -> None:
         env = env_of(app_db)

@@ -101,6 +101,22 @@ class TestUpToDate:
         up = [e for e in events if e["event"] == "migrate.up_to_date"]
         assert up and up[0]["locked"] is False and isinstance(up[0]["drift_check_ms"], int)
 
+    def test_restart_of_the_same_release_skips_the_comparison(self, app_db: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+        """Same code, same schema: the comparison's result is remembered; changed code compares again."""
+        def drift_checks() -> list[str]:
+            _, events = migrate(app_db)
+            return [e["drift_check"] for e in events if e["event"] == "migrate.up_to_date"]
+
+        migrate(app_db)
+        assert drift_checks() == ["cached"]
+        ini = make_alembic(tmp_path)  # the same migrations and models, in another directory
+        monkeypatch.setenv("JARLPM_ALEMBIC_INI", str(ini))
+        assert drift_checks() == ["cached"]
+        env_py = tmp_path / "alembic" / "env.py"
+        env_py.write_text(env_py.read_text() + "\n# changed\n")
+        assert drift_checks() == ["compared"]
+
     def test_database_migrated_by_plain_alembic_gets_stamped(self, app_db: str) -> None:
         """A database brought to head by `alembic upgrade head` is stamped production on the first start."""
         cfg = migrations.alembic_config(app_db)
@@ -137,8 +153,10 @@ class TestDrift:
         assert not sup.find("check.passed")
 
     def test_database_changed_by_hand_is_drift(self, app_db: str) -> None:
-        """A column dropped outside the migrations is listed the same way."""
+        """A column dropped outside the migrations is listed the same way, even after a cached check."""
         migrate(app_db)
+        _, events = migrate(app_db)
+        assert [e["drift_check"] for e in events if e["event"] == "migrate.up_to_date"] == ["cached"]
         query(app_db, "ALTER TABLE features DROP COLUMN description")
         error, _ = failure(app_db)
         assert error.exit_code == ExitCode.DATAERR
