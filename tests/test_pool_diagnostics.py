@@ -337,3 +337,21 @@ def occupy_every_slot(cluster: LocalPostgres, name: str, into: list[Any]) -> Non
             assert "slots are reserved" in str(exc) or "too many clients" in str(exc), exc
             return
     raise AssertionError("PostgreSQL kept accepting connections")
+
+
+class TestSwitchedOff:
+    """JARLPM_POOL_INSTRUMENTATION=0 (the benchmark's baseline) removes the instrumentation, not the 503s."""
+
+    def test_off(self, app_db: str, tmp_path: Path) -> None:
+        """No db.pool events from the server, and exhaustion is still a 503 with Retry-After."""
+        env = base_env(app_db, **{**POOL_ENV, "JARLPM_STATE_DIR": str(tmp_path), "JARLPM_POOL_INSTRUMENTATION": "0"})
+        with running(env) as sup:
+            sup.wait_event("supervisor.ready", timeout=60)
+            assert sup.get("/test/leak")[0] == 200 and sup.get("/test/leak")[0] == 200
+            code, headers, _ = sup.get("/api/epics")
+            assert_503s([(code, headers)])
+            wait_for(lambda: logged(sup, "db.pool.timeout"), 10, "the 503's own warning")
+            instrumentation = {"db.pool.instrumented", "db.pool.thread_budget", "db.pool.saturated",
+                               "db.pool.leak_suspected", "db.pool.exhausted"}
+            assert not [e for e in sup.events() if e["event"] in instrumentation]
+        assert_no_500(sup)

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
+from jarlpm.pool.options import instrumentation_enabled
+
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -112,8 +114,6 @@ class RequestContextMiddleware:
     """
 
     def __init__(self, app: ASGIApp, enabled: bool | None = None) -> None:
-        from jarlpm.pool.options import instrumentation_enabled
-
         self.app = app
         self.enabled = instrumentation_enabled(os.environ) if enabled is None else enabled
 

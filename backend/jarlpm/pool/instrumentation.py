@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg2
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool, QueuePool
 
@@ -63,8 +63,6 @@ def instrument(engine: Engine, settings: Settings, env: Mapping[str, str] | None
 
 def _direct_params(engine: Engine, options: PoolOptions) -> dict[str, Any]:
     """psycopg2 connect arguments of DATABASE_DIRECT_URL when set, else of the engine's own URL."""
-    from sqlalchemy import make_url
-
     url = make_url(options.direct_url) if options.direct_url else engine.url
     _, params = engine.dialect.create_connect_args(url)
     return dict(params)

@@ -12,6 +12,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,7 +100,7 @@ class PoolMonitor:
             self._guarded(self._tick)
 
     @staticmethod
-    def _guarded(step: Any, *args: Any) -> None:
+    def _guarded(step: Callable[..., None], *args: Any) -> None:
         # The monitor's own failure must never take the server down nor stop the
         # monitoring; it is logged with its traceback and the loop goes on.
         try:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jarlpm.pool.budget import APP_PREFIX, ConnectionBudget, program_name
-from jarlpm.pool.diagnosis import Facts
+from jarlpm.pool.facts import Facts
 from jarlpm.pool.model import (
     DbLock,
     DbSession,

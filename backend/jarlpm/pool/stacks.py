@@ -7,6 +7,7 @@ keep the request's locals alive for as long as the connection stays out, and
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import sysconfig
@@ -39,12 +40,14 @@ def capture(skip: int = 1) -> RawStack:
     return tuple(frames)
 
 
+@functools.lru_cache(maxsize=1024)
 def is_framework(filename: str) -> bool:
     """True for the standard library, the web and database stack, and this package itself."""
     path = os.path.realpath(filename)
     return filename.startswith("<") or path.startswith(_STDLIB_DIRS + _FRAMEWORK_DIRS + (_OWN_DIR,))
 
 
+@functools.lru_cache(maxsize=1024)
 def is_library(filename: str) -> bool:
     """True for frameworks and any other installed package: not the application's own code."""
     return is_framework(filename) or os.path.realpath(filename).startswith(_PACKAGE_DIRS)

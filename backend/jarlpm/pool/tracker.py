@@ -19,15 +19,14 @@ from jarlpm.pool.model import HolderView, TrackerSnapshot, WaiterView
 class Holder:
     """One checked-out connection: since when, for which request, taken where (when captured)."""
 
-    __slots__ = ("taken_at", "context", "stack", "backend_pid", "thread_id", "reported")
+    __slots__ = ("taken_at", "context", "stack", "backend_pid", "reported")
 
     def __init__(self, context: RequestContext | None, stack: stacks.RawStack | None,
-                 backend_pid: int | None, thread_id: int) -> None:
+                 backend_pid: int | None) -> None:
         self.taken_at = time.monotonic()
         self.context = context
         self.stack = stack
         self.backend_pid = backend_pid
-        self.thread_id = thread_id
         self.reported = False
 
 
@@ -75,7 +74,7 @@ class PoolTracker:
     # -- the request path -----------------------------------------------------------------
     def checked_out(self, record: object, backend_pid: int | None) -> None:
         stack = stacks.capture(skip=2) if self.capture_stacks else None
-        holder = Holder(current_request(), stack, backend_pid, threading.get_ident())
+        holder = Holder(current_request(), stack, backend_pid)
         with self._lock:
             self.holders[record] = holder
 
