@@ -84,7 +84,14 @@ def _offline(inv: Invocation, target: str, downgrade: bool) -> int:
     """``--sql``: the script alembic would run, for a DBA to review, with the same lock_timeout."""
     start = inv.args.from_revision
     if start is None:
-        current = migrate_ops.current_of(inv.settings) if inv.settings and inv.settings.migration_url else ()
+        current: tuple[str, ...] = ()
+        if inv.settings and inv.settings.migration_url:
+            try:
+                current = migrate_ops.current_of(inv.settings)
+            except sa.exc.OperationalError as exc:
+                error = migrator.database_failure(exc)
+                error.hint += "; or pass --from REV (--from base) to write the SQL without a database"
+                raise error from None
         start = current[0] if current else "base"
         if downgrade and start == "base":
             raise SupervisorError("nothing to downgrade from: the database is empty", ExitCode.USAGE,
