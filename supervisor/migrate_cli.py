@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, TextIO
 
 import psycopg2
@@ -25,29 +24,10 @@ import sqlalchemy as sa
 from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 
-from . import config, dberrors, dbprobe, dburl, logsetup, migrate_ops, migrator
+from . import config, dbprobe, dburl, logsetup, migrate_ops, migrator
+from . import migrate_commands as commands
 from .exitcodes import ExitCode, StopRequested, SupervisorError
-from .migrations import alembic_config, revert_path, script_directory
 from .signals import SignalQueue
-
-
-@dataclass
-class Invocation:
-    """What a command handler gets: its arguments, validated settings, signals, the log and stdout."""
-
-    args: argparse.Namespace
-    settings: config.Settings | None
-    signals: SignalQueue
-    log: Any
-    out: TextIO
-
-    def print(self, *lines: str) -> None:
-        for line in lines:
-            print(line, file=self.out)
-        self.out.flush()
-
-
-Handler = Callable[[Invocation], int]
 
 
 def _needs(args: argparse.Namespace) -> str:
@@ -60,154 +40,6 @@ def _needs(args: argparse.Namespace) -> str:
     if action == "revision":
         return "yes" if args.autogenerate else "no"
     return "no" if action == "merge" else "yes"
-
-
-# -- handlers -------------------------------------------------------------------------------
-
-
-def _upgrade(inv: Invocation) -> int:
-    args = inv.args
-    if args.sql:
-        return _offline(inv, args.revision, downgrade=False)
-    assert inv.settings is not None
-    result = migrate_ops.upgrade(inv.settings, inv.signals, inv.log, args.revision)
-    if result.applied:
-        inv.print(f"upgraded {result.from_revision or 'base'} -> {result.applied[-1]}: {', '.join(result.applied)}")
-    elif result.ahead:
-        inv.print(f"the database is ahead of this code ({result.from_revision}); nothing done")
-    else:
-        inv.print(f"already at {args.revision if args.revision != 'head' else result.head}")
-    return 0
-
-
-def _offline(inv: Invocation, target: str, downgrade: bool) -> int:
-    """``--sql``: the script alembic would run, for a DBA to review, with the same lock_timeout."""
-    start = inv.args.from_revision
-    if start is None:
-        current: tuple[str, ...] = ()
-        if inv.settings and inv.settings.migration_url:
-            try:
-                current = migrate_ops.current_of(inv.settings)
-            except sa.exc.OperationalError as exc:
-                error = migrator.database_failure(exc)
-                error.hint += "; or pass --from REV (--from base) to write the SQL without a database"
-                raise error from None
-        start = current[0] if current else "base"
-        if downgrade and start == "base":
-            raise SupervisorError("nothing to downgrade from: the database is empty", ExitCode.USAGE,
-                                  "pass --from REV to write the SQL for another starting revision")
-    cfg = alembic_config()
-    try:
-        if downgrade and re.fullmatch(r"-\d+", target):
-            # Relative to the starting revision (alembic would count from the head).
-            pairs = revert_path(script_directory(cfg), (start,), target)
-            target = pairs[-1][1] if pairs else start
-        sql = migrate_ops.offline_sql(cfg, f"{start}:{target}", downgrade=downgrade)
-    except (CommandError, RevisionError) as exc:
-        raise SupervisorError(f"cannot write the SQL from {start} to {target}: {exc}", ExitCode.USAGE,
-                              migrate_ops.HISTORY_HINT) from None
-    timeout = inv.settings.migration_ddl_lock_timeout if inv.settings else 10.0
-    verb = "downgrade" if downgrade else "upgrade"
-    inv.print(f"-- jarlpm migrate {verb} --sql: {start} -> {target}",
-              "-- Review, then apply on the direct (not PgBouncer) URL:",
-              '--   psql "$DATABASE_DIRECT_URL" -v ON_ERROR_STOP=1 -f this-file.sql',
-              "-- Each revision is one transaction; DDL waits at most MIGRATION_DDL_LOCK_TIMEOUT for a lock.",
-              f"SET lock_timeout = '{int(timeout * 1000)}ms';", "", sql.rstrip())
-    return 0
-
-
-def _downgrade(inv: Invocation) -> int:
-    args = inv.args
-    if args.sql:
-        return _offline(inv, args.revision, downgrade=True)
-    assert inv.settings is not None
-    settings = inv.settings
-
-    def confirm(plan: migrate_ops.DowngradePlan) -> None:
-        if args.yes or settings.development:
-            return
-        inv.print(*_plan_lines(plan), "", "Nothing was changed. Re-run with --yes to do it.")
-        raise SupervisorError(
-            f"a downgrade in production needs --yes: it would revert {len(plan.steps)} revision(s) "
-            f"and run {len(plan.drops)} destructive statement(s)", ExitCode.USAGE,
-            "read `drops` (what it destroys), back up the database, then re-run with --yes; "
-            "to review the whole script: `jarlpm migrate downgrade --sql " + args.revision + "`",
-            revisions=[s.revision for s in plan.steps], to_revision=plan.to_revision, drops=plan.drops,
-        )
-
-    plan = migrate_ops.downgrade(settings, inv.signals, inv.log, args.revision, confirm)
-    if plan.steps:
-        inv.print(f"downgraded {', '.join(plan.from_revisions)} -> {plan.to_revision}: "
-                  + ", ".join(s.revision for s in plan.steps))
-    else:
-        inv.print(f"nothing to downgrade: the database is at {plan.to_revision}")
-    return 0
-
-
-def _plan_lines(plan: migrate_ops.DowngradePlan) -> list[str]:
-    lines = [f"Downgrade {', '.join(plan.from_revisions)} -> {plan.to_revision} would revert:"]
-    lines += [f"  {step.revision}" for step in plan.steps]
-    lines.append("and run these destructive statements:" if plan.drops else "(no destructive statement found)")
-    lines += [f"  {statement};" for statement in plan.drops]
-    return lines
-
-
-def _current(inv: Invocation) -> int:
-    assert inv.settings is not None
-    st = migrate_ops.status(inv.settings)
-    shown = ", ".join(st.current) or "base"
-    detail = {
-        "at_head": "(head)",
-        "behind": f"(behind: {len(st.pending)} pending: {', '.join(st.pending)})",
-        "empty": f"(empty: {len(st.pending)} pending)",
-        "ahead": "(unknown to this code: a newer release migrated this database)",
-        "several_heads": f"(the code has several heads: {', '.join(st.heads)}; merge them)",
-    }[st.state]
-    inv.print(f"{shown} {detail}", f"environment stamp: {st.environment or 'none'}")
-    if st.lock_holder_pid:
-        inv.print(f"migration lock: held by PostgreSQL backend pid {st.lock_holder_pid} (a migration is running)")
-    inv.log.info("migrate.current", revision=list(st.current), state=st.state, heads=list(st.heads),
-                 pending=list(st.pending), environment=st.environment, lock_holder_pid=st.lock_holder_pid)
-    return 0
-
-
-def _history(inv: Invocation) -> int:
-    current: tuple[str, ...] = ()
-    if inv.settings is not None and inv.settings.migration_url:
-        try:
-            current = migrate_ops.current_of(inv.settings)
-        except sa.exc.OperationalError as exc:
-            inv.log.warning("migrate.history_offline", error=dburl.redact(dberrors.first_line(str(exc.orig))),
-                            hint="the database is unreachable: the history is shown without the current mark")
-    entries = migrate_ops.history()
-    labels = []
-    for entry in entries:
-        marks = [m for m, on in (("head", entry.is_head), ("current", entry.revision in current)) if on]
-        labels.append(f"{entry.revision} ({', '.join(marks)})" if marks else entry.revision)
-    width = max((len(label) for label in labels), default=0)
-    for label, entry in zip(labels, entries, strict=True):
-        inv.print(f"{label:<{width}}  <- {entry.down_revision or 'base'}  {entry.doc}")
-    return 0
-
-
-def _check(inv: Invocation) -> int:
-    assert inv.settings is not None
-    head = migrate_ops.check(inv.settings, inv.signals, inv.log)
-    inv.print(f"ok: the database is at the head {head} and matches the models")
-    return 0
-
-
-def _revision(inv: Invocation) -> int:
-    args = inv.args
-    path = migrate_ops.revision(inv.settings, inv.signals, inv.log, args.message, args.autogenerate)
-    inv.print(str(path) if path else "no changes detected: no revision written")
-    return 0
-
-
-def _merge(inv: Invocation) -> int:
-    path = migrate_ops.merge(inv.log, inv.args.message)
-    inv.print(str(path) if path else "one head only: nothing to merge")
-    return 0
 
 
 # -- running a command ----------------------------------------------------------------------
@@ -285,7 +117,7 @@ def _as_supervisor_error(exc: BaseException) -> SupervisorError:
     return migrator.database_failure(exc)
 
 
-def execute(handler: Handler, args: argparse.Namespace, out: TextIO | None = None) -> int:
+def execute(handler: commands.Handler, args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run one ``jarlpm migrate`` command: logging, signals, settings, the handler, one failure event."""
     fmt, level = config.log_settings_only(os.environ)
     logsetup.configure(fmt, level, stream=sys.stderr)
@@ -297,7 +129,7 @@ def execute(handler: Handler, args: argparse.Namespace, out: TextIO | None = Non
         need = _needs(args)
         settings = _load_settings(need, log)
         with _database(settings, need, log) as settings:
-            code = ExitCode(handler(Invocation(args, settings, signals, log, out or sys.stdout)))
+            code = ExitCode(handler(commands.Invocation(args, settings, signals, log, out or sys.stdout)))
     except BrokenPipeError:
         # The reader of stdout went away (`| head`): not an error of ours.
         with contextlib.suppress(OSError):
@@ -332,7 +164,7 @@ def _report(log: Any, exc: SupervisorError) -> ExitCode:
 # -- the command line -----------------------------------------------------------------------
 
 
-def _bind(handler: Handler) -> Callable[[argparse.Namespace], int]:
+def _bind(handler: commands.Handler) -> Callable[[argparse.Namespace], int]:
     return lambda args: execute(handler, args)
 
 
@@ -357,7 +189,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     up.add_argument("--sql", action="store_true", help="print the SQL instead of running it (offline, for review)")
     up.add_argument("--from", dest="from_revision", metavar="REV",
                     help="with --sql: starting revision (default: the database's, or base without a database)")
-    up.set_defaults(handler=_bind(_upgrade))
+    up.set_defaults(handler=_bind(commands.upgrade))
 
     down = actions.add_parser("downgrade", help="revert migrations to REV, base, or -N revisions",
                               description="Revert revisions one by one, each in its own transaction. In "
@@ -368,23 +200,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     down.add_argument("--sql", action="store_true", help="print the SQL instead of running it (offline)")
     down.add_argument("--from", dest="from_revision", metavar="REV",
                       help="with --sql: starting revision (default: the database's)")
-    down.set_defaults(handler=_bind(_downgrade))
+    down.set_defaults(handler=_bind(commands.downgrade))
 
     cur = actions.add_parser("current", help="show the database's revision, its stamp and the lock's holder",
                              description="Show the database's revision against the code's head, the "
                              "environment stamp, and who holds the migration lock. Takes no lock.")
-    cur.set_defaults(handler=_bind(_current))
+    cur.set_defaults(handler=_bind(commands.current))
 
     hist = actions.add_parser("history", help="list the code's revisions, newest first",
                               description="List the revisions, newest first, marking the head and (when the "
                               "database is configured and reachable) the current one. Takes no lock.")
-    hist.set_defaults(handler=_bind(_history))
+    hist.set_defaults(handler=_bind(commands.history))
 
     chk = actions.add_parser("check", help="fail (65) unless the database is at head and matches the models",
                              description="Fail with exit 65 when the code has several heads, the database is "
                              "not at head, or the models differ from the database (listing the differences). "
                              + _LOCK)
-    chk.set_defaults(handler=_bind(_check))
+    chk.set_defaults(handler=_bind(commands.check))
 
     rev = actions.add_parser("revision", help="write a new revision file",
                              description="Write a new revision in the migrations directory. With "
@@ -392,13 +224,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                              "(which must be at head); nothing is written when they match. " + _LOCK)
     rev.add_argument("-m", "--message", required=True, help="what the revision does")
     rev.add_argument("--autogenerate", action="store_true", help="fill it from the models' differences")
-    rev.set_defaults(handler=_bind(_revision))
+    rev.set_defaults(handler=_bind(commands.revision))
 
     mrg = actions.add_parser("merge", help="write a merge revision joining several heads",
                              description="Write a revision whose parents are all the current heads, after two "
                              "branches added migrations in parallel. No database needed.")
     mrg.add_argument("-m", "--message", default="merge heads", help="what the merge joins")
-    mrg.set_defaults(handler=_bind(_merge))
+    mrg.set_defaults(handler=_bind(commands.merge))
 
 
 class UsageError(Exception):

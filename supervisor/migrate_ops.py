@@ -13,7 +13,6 @@ import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from alembic.config import Config
@@ -23,7 +22,7 @@ from alembic.util.exc import CommandError
 
 from alembic import command
 
-from . import drift, migrator, stamp
+from . import migrator, stamp
 from .config import Settings
 from .exitcodes import ExitCode, SupervisorError
 from .migration_steps import Step, run_steps
@@ -254,83 +253,17 @@ def check(settings: Settings, signals: SignalQueue, log: Any) -> str:
         current = current_revisions(conn)
         conn.rollback()
         if current != (head,):
-            raise _not_at_head(current, head)
+            raise not_at_head(current, head)
         check = migrator.verify_models(cfg, script, conn, head, settings, log, force=True)
     log.info("migrate.check_passed", revision=head, drift_check=check.how, drift_check_ms=check.ms)
     return head
 
 
-def _not_at_head(current: tuple[str, ...], head: str) -> SupervisorError:
+def not_at_head(current: tuple[str, ...], head: str) -> SupervisorError:
     return SupervisorError(
         f"the database is at {', '.join(current) or 'base (empty)'}, not at the head {head}",
         ExitCode.DATAERR, "apply the pending migrations first: `jarlpm migrate upgrade`",
         database_revision=list(current), code_head=head)
-
-
-def next_revision_id(script: ScriptDirectory, message: str) -> str | None:
-    """``NNNN_slug`` after the highest ``NNNN_`` revision, as this repo names them; None = alembic's own."""
-    numbers = [int(m.group(1)) for rev in known_revisions(script) if (m := re.match(r"^(\d{4})_", rev))]
-    if not numbers:
-        return None
-    slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")[:40].rstrip("_") or "revision"
-    return f"{max(numbers) + 1:04d}_{slug}"
-
-
-def revision(settings: Settings | None, signals: SignalQueue, log: Any, message: str,
-             autogenerate: bool) -> Path | None:
-    """Write a new revision file (``--autogenerate``: from the models' differences, under the lock)."""
-    cfg = alembic_config()
-    script = script_directory(cfg)
-    head = single_head(script)
-    rev_id = next_revision_id(script, message)
-    if not autogenerate:
-        return _written(command.revision(cfg, message=message, rev_id=rev_id), log, [])
-    assert settings is not None
-    operations: list[str] = []
-
-    def keep_or_skip(_context: Any, _revision: Any, directives: list[Any]) -> None:
-        ops = directives[0].upgrade_ops
-        operations.extend(drift.describe(d) for d in ops.as_diffs())
-        if ops.is_empty():
-            directives[:] = []
-
-    with migrator.locked_engine(settings, signals, log) as engine, engine.connect() as conn:
-        current = current_revisions(conn)
-        conn.rollback()
-        if current != (head,):
-            raise _not_at_head(current, head)
-        cfg.attributes["connection"] = conn
-        try:
-            written = command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id,
-                                       process_revision_directives=keep_or_skip)
-        finally:
-            cfg.attributes.pop("connection", None)
-            conn.rollback()
-    return _written(written, log, operations)
-
-
-def _written(result: Any, log: Any, operations: list[str]) -> Path | None:
-    script = result[0] if isinstance(result, list) and result else result
-    if not script:
-        log.info("migrate.revision_empty", hint="the models match the database: nothing to generate; for a data "
-                 "migration write one by hand with `jarlpm migrate revision -m MSG` (without --autogenerate)")
-        return None
-    path = Path(script.path)
-    log.info("migrate.revision_created", revision=script.revision, path=str(path), operations=operations,
-             hint="review the file (autogenerate misses renames and data changes), then commit it")
-    return path
-
-
-def merge(log: Any, message: str) -> Path | None:
-    """A merge revision joining every head (no database needed)."""
-    cfg = alembic_config()
-    script = script_directory(cfg)
-    heads = sorted(script.get_heads())
-    if len(heads) < 2:
-        log.info("migrate.merge_unneeded", heads=heads)
-        return None
-    written = command.merge(cfg, revisions=heads, message=message, rev_id=next_revision_id(script, message))
-    return _written(written, log, [f"merges {', '.join(heads)}"])
 
 
 def _url(settings: Settings) -> str:
