@@ -2,7 +2,7 @@
 
 Most runs are in-process (``migrate_cli.main``, stdout and stderr captured at the
 file-descriptor level); the ones that need another copy of the models, and one of
-each kind of exit, run the real module as a process.
+each kind of exit, run ``python -m supervisor migrate`` as a process.
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ def cli(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> I
 
 
 def process(*args: str, env: dict[str, str]) -> Run:
-    """Run the real module as a process: ``python -m supervisor.migrate_cli migrate ARGS``."""
-    done = subprocess.run([sys.executable, "-m", "supervisor.migrate_cli", "migrate", *args], env=env,
+    """Run the real command as a process: ``python -m supervisor migrate ARGS`` (``jarlpm migrate``)."""
+    done = subprocess.run([sys.executable, "-m", "supervisor", "migrate", *args], env=env,
                           cwd=REPO, capture_output=True, text=True, timeout=90)
     return Run(done.returncode, done.stdout, done.stderr)
 
@@ -127,7 +127,7 @@ class TestCommandLine:
         assert migrate_cli.main(argv) == ExitCode.USAGE
         assert "usage:" in capsys.readouterr().err
 
-    def test_runs_as_a_module_with_events_on_stderr(self, app_db: str) -> None:
+    def test_runs_as_jarlpm_migrate_with_events_on_stderr(self, app_db: str) -> None:
         """The real process: the result on stdout, JSON events on stderr, the same events as the phase."""
         run = process("upgrade", env=base_env(app_db))
         assert run.code == 0, run
