@@ -30,7 +30,7 @@ from migration_fixtures import (
 )
 from procs import REPO, base_env
 
-from supervisor import logsetup, migrate_cli, migrations
+from supervisor import logsetup, migrate_cli, migrate_ops, migrate_revisions, migrations
 from supervisor.exitcodes import ExitCode
 
 APP_TABLES = {"epics", "features", "user_stories"}
@@ -107,6 +107,24 @@ def env_of(url: str | None, ini: Path | None = None, **extra: str) -> dict[str, 
     if ini is not None:
         env["JARLPM_ALEMBIC_INI"] = str(ini)
     return {**env, **extra}
+
+
+class TestPureLogic:
+    """The parts without effects: what counts as destructive, how new revisions are named."""
+
+    def test_destructive_statements_skip_alembic_bookkeeping(self) -> None:
+        sql = ("BEGIN;\n-- Running downgrade b -> a\n\nDROP INDEX ix_b;\n\nALTER TABLE epics\n    DROP COLUMN x;\n"
+               "\nCREATE TABLE keep (id int);\n\nDELETE FROM alembic_version WHERE version_num = 'a';\n"
+               "\nTRUNCATE audit;\n\nCOMMIT;\n")
+        assert migrate_ops.destructive_statements(sql) == [
+            "DROP INDEX ix_b", "ALTER TABLE epics DROP COLUMN x", "TRUNCATE audit"]
+
+    def test_next_revision_id_follows_the_numbering(self) -> None:
+        script = migrations.script_directory(migrations.alembic_config())
+        number = len(history_order()) + 1
+        assert migrate_revisions.next_revision_id(script, "Add priority to Epics!") == \
+            f"{number:04d}_add_priority_to_epics"
+        assert migrate_revisions.next_revision_id(script, "???") == f"{number:04d}_revision"
 
 
 class TestCommandLine:

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg2
 import pytest
+import sqlalchemy as sa
 import structlog
 from migration_fixtures import (
     DRIFT_COLUMN,
@@ -127,6 +128,29 @@ class TestUpToDate:
         result, events = migrate(app_db)
         assert result.applied == [] and stamp_of(app_db) == "production"
         assert any(e["event"] == "migrate.up_to_date" and e["locked"] for e in events)
+
+
+class TestDescribingDifferences:
+    """Each difference Alembic reports becomes one sentence naming the object and the side that has it."""
+
+    def test_sentences(self) -> None:
+        table = sa.Table("epics", sa.MetaData(), sa.Column("id", sa.Integer), sa.Column("rank", sa.Integer))
+        index = sa.Index("ix_epics_rank", table.c.rank)
+        assert drift.describe(("add_table", table)) == "table epics: in the models, missing in the database"
+        assert drift.describe(("remove_column", None, "epics", sa.Column("legacy", sa.Text))) == \
+            "column epics.legacy: in the database, not in the models"
+        assert drift.describe(("add_index", index)) == \
+            "index ix_epics_rank on epics: in the models, missing in the database"
+        assert drift.describe([("modify_nullable", None, "epics", "rank", {}, True, False)]) == \
+            "column epics.rank: nullable is nullable in the database, NOT NULL in the models"
+        assert drift.describe([("modify_type", None, "epics", "rank", {}, sa.Integer(), sa.BigInteger())]) == \
+            "column epics.rank: type is INTEGER in the database, BIGINT in the models"
+
+    def test_long_lists_are_cut_but_counted(self) -> None:
+        tables = [sa.Table(f"t{i}", sa.MetaData()) for i in range(60)]
+        error = drift.drift_error([("remove_table", table) for table in tables], "0003")
+        assert len(error.fields["differences"]) == drift.MAX_LISTED
+        assert "in 60 place(s) (first 50 listed)" in error.message and error.exit_code == ExitCode.DATAERR
 
 
 class TestDrift:
