@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -211,7 +212,7 @@ class MigrationLock:
                     last_log = waited
                     log.info("migrate.lock_waiting", holder_pid=holder, waited_s=round(waited, 1),
                              timeout_s=timeout)
-                if signals.sleep(min(0.25 + 0.05 * (waited // 1), 1.0, max(0.0, timeout - waited))):
+                if _pause(signals, min(0.25 + 0.05 * (waited // 1), 1.0, max(0.0, timeout - waited))):
                     raise StopRequested(signals.name(signals.stop_signal or 15))
         finally:
             if conn is not None:
@@ -251,6 +252,24 @@ def _on_connection(cfg: Config, conn: sa.Connection, run: Callable[[], None]) ->
         cfg.attributes.pop("connection", None)
     if conn.in_transaction():
         conn.commit()
+
+
+def _pause(signals: SignalQueue, seconds: float) -> bool:
+    """Wait up to ``seconds``; True as soon as a stop is requested.
+
+    A reload runs the migrate phase in a thread of its own: there, reading the signal
+    wakeup pipe (``SignalQueue.sleep``) would steal the supervisor loop's wakeups, so
+    only the pending-stop flag is polled.
+    """
+    if threading.current_thread() is threading.main_thread():
+        return signals.sleep(seconds)
+    deadline = time.monotonic() + seconds
+    while not signals.stop_pending():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(0.05, remaining))
+    return True
 
 
 def upgrade_one(cfg: Config, conn: sa.Connection, revision: str) -> None:
