@@ -131,7 +131,7 @@ def step_failure(step: Step, exc: BaseException, blockers: list[BlockerInfo], no
                 f"needs: migrate as the owner of the schema and tables, or GRANT it; the database stays at {stayed}")
     else:
         hint = (f"fix revision {step.revision} (or the data it trips over) and redeploy; the database "
-                f"stays at {stayed}" + (", and no server was started" if step.direction == "up" else ""))
+                f"stays at {stayed}; no server process ever serves a half-migrated schema")
     return SupervisorError(
         f"{verb} {step.revision} failed: {message}", code, hint,
         revision=step.revision, direction=step.direction, sqlstate=sqlstate,
