@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from jarlpm.pool import report, statements
+from jarlpm.pool import dbview, report, statements
 from jarlpm.pool.budget import ConnectionBudget, ThreadBudget, connection_budget
 from jarlpm.pool.context import RequestContext, route_template
 from jarlpm.pool.diagnosis import (
@@ -29,6 +29,7 @@ from jarlpm.pool.model import (
     Trigger,
     WaiterView,
 )
+from jarlpm.pool.options import PoolOptions
 from jarlpm.pool.ratelimit import RateLimiter, SaturationWatch, saturation_wait
 from jarlpm.pool.tracker import PoolTracker
 
@@ -442,3 +443,28 @@ class TestReport:
         fields = report.database_fields(DbView(settings=DbSettings(12, 3), error="too many clients"), [])
         assert fields == {"reachable": False, "max_connections": 12, "reserved_connections": 3,
                           "error": "too many clients"}
+
+
+class TestOptions:
+    """What the instrumentation reads from the environment."""
+
+    def test_defaults_follow_the_environment_kind(self) -> None:
+        """DB_LEAK_THRESHOLD is off in production and 30 s in development; the switch is on by default."""
+        assert PoolOptions.from_env({}).leak_threshold_s == 0.0
+        assert PoolOptions.from_env({"JARLPM_ENV": "development"}).leak_threshold_s == 30.0
+        assert PoolOptions.from_env({"DB_LEAK_THRESHOLD": "5", "WORKERS": "3"}).workers == 3
+        assert PoolOptions.from_env({}).enabled
+        assert not PoolOptions.from_env({"JARLPM_POOL_INSTRUMENTATION": "0"}).enabled
+
+    def test_malformed_values_fall_back(self) -> None:
+        """Run without the supervisor's validation, a bad value never stops the server."""
+        options = PoolOptions.from_env({"DB_LEAK_THRESHOLD": "soon", "WORKERS": "0"})
+        assert (options.leak_threshold_s, options.workers) == (0.0, 1)
+
+    def test_diagnostics_connect_through_the_direct_url(self) -> None:
+        """DATABASE_DIRECT_URL (PgBouncer bypass) wins; timeouts and a name are added, options kept."""
+        options = PoolOptions.from_env({"DATABASE_DIRECT_URL": "postgres://u:p@db:5432/app?options=-c%20search_path%3Dx"})
+        assert options.direct_url == "postgresql+psycopg2://u:p@db:5432/app?options=-c%20search_path%3Dx"
+        kwargs = dbview.connect_kwargs({"host": "db", "options": "-c search_path=x"})
+        assert kwargs["connect_timeout"] == 2 and kwargs["application_name"].startswith("jarlpm-diagnostics:")
+        assert kwargs["options"].startswith("-c search_path=x -c statement_timeout=1000")
