@@ -78,7 +78,10 @@ class Arbiter:
         """Release the processes and supervise until a stop or a crash loop; return the exit code."""
         self.released = True
         self.state = "running"
+        now = time.monotonic()
         for proc in self.processes():
+            self.log.info("child.spawned", pid=proc.pid, worker=proc.slot, prespawned=True,
+                          imported_for_ms=round((now - proc.spawned_at) * 1000))
             proc.release()
         for slot, existing in self.slots.items():
             if existing is None:  # not prespawned (development mode's embedded database)
@@ -165,9 +168,12 @@ class Arbiter:
     def spawn(self, slot: int) -> ServerProcess:
         assert self.listener is not None
         proc = childmod.spawn(slot, self.settings, self.listener, self.env)
-        self.log.info("child.spawned", pid=proc.pid, worker=slot)
         if self.released:
+            self.log.info("child.spawned", pid=proc.pid, worker=slot)
             proc.release()
+        else:
+            # It imports the app while the phases run; it becomes a server on release.
+            self.log.debug("child.prespawned", pid=proc.pid, worker=slot)
         return proc
 
     def find(self, pid: int) -> ServerProcess | None:
