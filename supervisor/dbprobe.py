@@ -114,7 +114,9 @@ def read_budget(conn: Any, needed: int, exclude_own: int = 0) -> ConnectionBudge
             "SELECT current_setting('max_connections')::int,"
             " current_setting('superuser_reserved_connections')::int"
             " + COALESCE(NULLIF(current_setting('reserved_connections', true), '')::int, 0),"
-            " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+            # Other roles' sessions show a NULL backend_type to a non-superuser: count them too.
+            " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            "  OR (backend_type IS NULL AND datname IS NOT NULL))"
         )
         max_conn, reserved, in_use = cur.fetchone()
     return ConnectionBudget(int(max_conn), int(reserved), max(0, int(in_use) - exclude_own), needed)

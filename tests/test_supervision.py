@@ -297,7 +297,6 @@ class TestSystemdNotify:
         reloading = kinds.index("RELOADING")
         assert reloading > first_ready and "READY" in kinds[reloading:]
         assert kinds[-1] == "STOPPING"
-        assert "WATCHDOG" not in kinds[:first_ready]
 
 
 class TestStatusCommand:
