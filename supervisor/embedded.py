@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import pwd
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ class EmbeddedDatabase:
     cluster: LocalPostgres
     url: str
     log: Any
+    guard: subprocess.Popen[bytes] | None = None
 
     def postmaster_pid(self) -> int | None:
         try:
@@ -40,7 +44,22 @@ class EmbeddedDatabase:
     def stop(self) -> None:
         with contextlib.suppress(ClusterError):
             self.cluster.stop(mode="fast")
+        if self.guard is not None and self.guard.stdin is not None:
+            self.guard.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.guard.wait(10)
         self.log.info("embedded_db.stopped", datadir=str(self.cluster.datadir))
+
+
+def _start_guard(cluster: LocalPostgres) -> subprocess.Popen[bytes]:
+    """A process that stops the cluster when our end of its stdin pipe closes (we died)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "supervisor.pgguard", str(cluster.datadir / "postmaster.pid"),
+         json.dumps(cluster.stop_command())],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, cwd="/",
+        env={**os.environ, "PYTHONPATH": str(repo_root())},
+    )
 
 
 def _postgres_can_enter(path: Path) -> bool:
@@ -99,4 +118,4 @@ def start(log: Any) -> EmbeddedDatabase:
     url = cluster.url(APP_DATABASE, user=APP_USER, password=APP_PASSWORD)
     log.info("embedded_db.started", datadir=str(datadir), port=cluster.port, created=first,
              url=url)
-    return EmbeddedDatabase(cluster=cluster, url=url, log=log)
+    return EmbeddedDatabase(cluster=cluster, url=url, log=log, guard=_start_guard(cluster))

@@ -69,7 +69,10 @@ def console_renderer(colors: bool) -> Renderer:
         event_dict = dict(event_dict)
         src = event_dict.pop("source", "")
         pid = event_dict.pop("pid", "")
-        event_dict["event"] = f"{event_dict.get('event', '')}"
+        if src == "supervisor" and pid != os.getpid():
+            # A child.* event: its pid is the server process it is about, not ours.
+            event_dict["pid"] = pid
+            pid = os.getpid()
         event_dict["src"] = f"{src}[{pid}]"
         return str(dev(None, "", event_dict))
 

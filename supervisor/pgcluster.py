@@ -175,6 +175,10 @@ class LocalPostgres:
             "stop", timeout=timeout + 10,
         )
 
+    def stop_command(self, mode: str = "immediate") -> list[str]:
+        """The command that stops this server (for a guard process to run later)."""
+        return self._cmd("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "-t", "30", "stop")
+
     def is_running(self) -> bool:
         return (self.datadir / "postmaster.pid").exists()
 

@@ -70,6 +70,7 @@ class EmbeddedDatabasePhase:
         dburl.register_url_secrets(database.url)
         ctx.facts["embedded_database"] = dburl.describe(database.url)
         ctx.facts["embedded_postmaster_pid"] = database.postmaster_pid()
+        ctx.facts["embedded_guard_pid"] = database.guard.pid if database.guard else None
 
 
 class WaitForDatabasePhase:

@@ -163,8 +163,8 @@ def _protected(ctx: PhaseContext | None) -> set[int]:
     """PIDs the descendant sweep must spare until their own stop hook runs (embedded PostgreSQL)."""
     if ctx is None:
         return set()
-    pid = ctx.facts.get("embedded_postmaster_pid")
-    return {int(pid)} if pid else set()
+    pids = (ctx.facts.get("embedded_postmaster_pid"), ctx.facts.get("embedded_guard_pid"))
+    return {int(pid) for pid in pids if pid}
 
 
 def _server_env(settings: config.Settings) -> dict[str, str]:

@@ -209,3 +209,19 @@ class TestDevelopmentMode:
             assert sup.find("embedded_db.stopped")
             datadir = Path(started["datadir"])
             assert not (datadir / "postmaster.pid").exists()
+
+    def test_embedded_database_stops_when_supervisor_is_killed(self, tmp_path: Path) -> None:
+        """SIGKILL of the supervisor in development mode: its embedded PostgreSQL stops too."""
+        data = tmp_path / "jarlpm-data"
+        env = base_env(None, JARLPM_ENV="development", JARLPM_DATA_DIR=str(data))
+        with running(env) as sup:
+            started = sup.wait_event("embedded_db.started", timeout=90)
+            sup.wait_event("supervisor.ready", timeout=90)
+            pidfile = Path(started["datadir"]) / "postmaster.pid"
+            postmaster = int(pidfile.read_text().split()[0])
+            os.kill(sup.pid, signal.SIGKILL)
+            sup.proc.wait(10)
+            wait_for(lambda: not pidfile.exists(), 60, "the embedded PostgreSQL stopped")
+            from procs import pids_alive
+
+            wait_for(lambda: not pids_alive([postmaster]), 30, "the postmaster gone")
