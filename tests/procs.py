@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -146,6 +147,8 @@ def base_env(database_url: str | None, **extra: str) -> dict[str, str]:
         "LOG_FORMAT": "json",
         "GRACEFUL_TIMEOUT": "10",
         "DB_WAIT_TIMEOUT": "20",
+        # Each supervisor under test gets its own status socket directory.
+        "JARLPM_STATE_DIR": tempfile.mkdtemp(prefix="jarlpm-state-"),
     }
     if database_url is not None:
         env["DATABASE_URL"] = database_url
