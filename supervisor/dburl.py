@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ _KEYWORD_PASSWORD = re.compile(r"(?P<pre>\bpassword\s*=\s*)(?P<pw>'[^']*'|[^\s&]
 
 _secrets_lock = threading.Lock()
 _secrets: set[str] = set()
+_sorted_secrets: tuple[str, ...] = ()
 
 
 class InvalidDatabaseUrl(ValueError):
@@ -107,10 +109,17 @@ def describe(raw: str) -> str:
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret (a password) so that it is masked wherever it shows up in a log line."""
+    """Remember a secret (a password) so that it is masked wherever it shows up in a log line.
+
+    Its JSON-escaped form is remembered too, so an already rendered line can be redacted.
+    """
+    global _sorted_secrets
     if value and len(value) >= 3:
+        escaped = json.dumps(value)[1:-1]
         with _secrets_lock:
-            _secrets.add(value)
+            _secrets.update({value, escaped})
+            # Longest first, computed once here rather than on every line.
+            _sorted_secrets = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def register_url_secrets(raw: str | None) -> None:
@@ -135,13 +144,22 @@ def _mask_url_password(match: re.Match[str]) -> str:
 
 
 def redact(text: str) -> str:
-    """Mask URL passwords, ``password=`` keywords and every registered secret in ``text``."""
-    with _secrets_lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
+    """Mask URL passwords, ``password=`` keywords and every registered secret in ``text``.
+
+    It runs on every relayed line, so the regular expressions only run when the text
+    could match them (it has ``://`` or ``password``).
+    """
+    global _sorted_secrets
+    if len(_sorted_secrets) != len(_secrets):  # the set was changed directly (tests)
+        with _secrets_lock:
+            _sorted_secrets = tuple(sorted(_secrets, key=len, reverse=True))
     # Registered secrets first: the URL pattern stops at a password's first "@", so
     # running it first would mask "p" of "p@ss:w/rd" and leave "ss:w/rd" behind.
-    for secret in secrets:
+    for secret in _sorted_secrets:
         if secret in text:
             text = text.replace(secret, "***")
-    text = _URL_PASSWORD.sub(_mask_url_password, text)
-    return _KEYWORD_PASSWORD.sub(r"\g<pre>***", text)
+    if "://" in text:
+        text = _URL_PASSWORD.sub(_mask_url_password, text)
+    if "assword" in text or "ASSWORD" in text:
+        text = _KEYWORD_PASSWORD.sub(r"\g<pre>***", text)
+    return text

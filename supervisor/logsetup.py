@@ -14,7 +14,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -54,11 +54,15 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+_ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False)
+_HEAD = ("timestamp", "level", "event", "source", "pid")
+
+
 def json_renderer(event_dict: EventDict) -> str:
     """One compact JSON object; key order: timestamp, level, event, source, pid, the rest."""
-    head = {k: event_dict[k] for k in ("timestamp", "level", "event", "source", "pid") if k in event_dict}
+    head = {k: event_dict[k] for k in _HEAD if k in event_dict}
     head.update({k: v for k, v in event_dict.items() if k not in head})
-    return json.dumps(head, default=_json_default, ensure_ascii=False)
+    return _ENCODER.encode(head)
 
 
 def console_renderer(colors: bool) -> Renderer:
@@ -232,11 +236,24 @@ def relay_line(event_dict: EventDict, block: bool = True) -> None:
     level = _LEVELS.get(str(event_dict.get("level", "info")), 20)
     if level < LogRuntime.level:
         return
-    line = LogRuntime.render(redact_value(event_dict))
+    # One pass over the rendered line instead of one per field: relaying is the hot path.
+    line = dburl.redact(LogRuntime.render(event_dict))
     if block:
         sink.put(line, timeout=None)
     else:
         sink.put_nowait(line)
+
+
+def relay_lines(events: Sequence[EventDict]) -> None:
+    """Emit a batch of server events as one queue item (waiting for room: back-pressure)."""
+    sink = LogRuntime.sink
+    if sink is None or not events:
+        return
+    render, threshold = LogRuntime.render, LogRuntime.level
+    lines = [dburl.redact(render(e)) for e in events
+             if _LEVELS.get(str(e.get("level", "info")), 20) >= threshold]
+    if lines:
+        sink.put("\n".join(lines), timeout=None)
 
 
 def flush(timeout: float = 5.0) -> None:

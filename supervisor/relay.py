@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from . import logsetup
@@ -80,20 +80,51 @@ class StreamRelay:
         self.thread.join(timeout)
 
     def _run(self) -> None:
+        batching = self.emit is logsetup.relay_line
         try:
-            for raw in iter(self.pipe.readline, b""):
-                self._line(raw.decode("utf-8", "replace").rstrip("\r\n"))
+            for chunk in self._chunks():
+                if batching:
+                    # Everything the process wrote since the last read goes out as one queue
+                    # item and one write: the relay must keep up with a chatty server.
+                    batch: list[dict[str, Any]] = []
+                    self.emit = batch.append
+                    for raw in chunk:
+                        self._line(raw.decode("utf-8", "replace").rstrip("\r"))
+                    self.emit = logsetup.relay_line
+                    logsetup.relay_lines(batch)
+                else:
+                    for raw in chunk:
+                        self._line(raw.decode("utf-8", "replace").rstrip("\r"))
         except (OSError, ValueError):
             pass
         finally:
+            if batching:
+                self.emit = logsetup.relay_line
             self._flush_traceback()
             try:
                 self.pipe.close()
             except OSError:
                 pass
 
+    def _chunks(self) -> Iterator[list[bytes]]:
+        """Complete lines as they arrive, in groups of whatever one read returned."""
+        read = getattr(self.pipe, "read1", self.pipe.read)
+        pending = b""
+        while True:
+            data = read(65536)
+            if not data:
+                if pending:
+                    yield [pending]
+                return
+            pending += data
+            if b"\n" not in data:
+                continue
+            *lines, pending = pending.split(b"\n")
+            yield lines
+
     def _stamp(self, event: dict[str, Any]) -> dict[str, Any]:
-        event.setdefault("timestamp", logsetup.utc_timestamp())
+        if "timestamp" not in event:
+            event["timestamp"] = logsetup.utc_timestamp()
         event.setdefault("level", "info")
         event.setdefault("event", "server.log")
         event["source"] = "server"
