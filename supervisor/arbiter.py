@@ -12,7 +12,6 @@ import contextlib
 import select
 import signal
 import socket
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,8 +21,9 @@ from . import reaper
 from .backoff import GiveUp, RestartPolicy
 from .child import ServerProcess
 from .config import Settings
-from .exitcodes import ExitCode, StopRequested, SupervisorError
+from .exitcodes import ExitCode
 from .notify import Notifier
+from .phasechild import PhaseChild
 from .signals import SignalQueue
 from .status import StatusServer
 
@@ -41,7 +41,7 @@ class Arbiter:
     def __init__(self, settings: Settings, signals: SignalQueue, log: Any, notifier: Notifier,
                  listener: socket.socket, env: dict[str, str],
                  status: StatusServer | None = None,
-                 reload_migrations: Callable[[], None] | None = None,
+                 reload_phases: list[str] | None = None,
                  protected_pids: Callable[[], set[int]] = set) -> None:
         self.settings = settings
         self.signals = signals
@@ -50,7 +50,7 @@ class Arbiter:
         self.listener: socket.socket | None = listener
         self.env = env
         self.status = status
-        self.reload_migrations = reload_migrations
+        self.reload_phases = reload_phases
         self.protected_pids = protected_pids
         self.policy = RestartPolicy(settings.crash_loop_limit, settings.restart_backoff_max)
         self.slots: dict[int, ServerProcess | None] = {i: None for i in range(settings.workers)}
@@ -65,8 +65,7 @@ class Arbiter:
         self.exit_code: ExitCode | None = None
         self.last_exit: dict[int, dict[str, Any]] = {}
         self.reloads = 0
-        self.reload_thread: threading.Thread | None = None
-        self.reload_error: BaseException | None = None
+        self.reload_child: PhaseChild | None = None
 
     # -- the loop --------------------------------------------------------------------
     def prespawn(self) -> None:
@@ -94,7 +93,6 @@ class Arbiter:
             self.check_heartbeats()
             self.start_due_restarts()
             self.send_due_terms()
-            self.advance_reload()
             self.announce_readiness()
             self.notifier.watchdog(self.healthy())
             self.serve_status()
@@ -184,6 +182,9 @@ class Arbiter:
 
     def reap(self) -> None:
         for pid, status in reaper.reap_any():
+            if self.reload_child is not None and pid == self.reload_child.pid:
+                self.on_reload_migrated(status)
+                continue
             proc = self.find(pid)
             if proc is None:
                 self.log.debug("child.reaped_orphan", pid=pid)
@@ -289,8 +290,8 @@ class Arbiter:
 
     # -- reload ----------------------------------------------------------------------------
     def reload(self) -> None:
-        """Re-run migrate in a thread (the loop keeps supervising), then replace the processes."""
-        if self.state != "running" or self.replacing or self.reload_queue or self.reload_thread:
+        """Re-run migrate in a child process (the loop keeps supervising), then replace the servers."""
+        if self.state != "running" or self.replacing or self.reload_queue or self.reload_child:
             self.log.warning("supervisor.reload_ignored", state=self.state,
                              hint="a reload or stop is already under way")
             return
@@ -298,42 +299,27 @@ class Arbiter:
         self.reloads += 1
         self.log.info("supervisor.reloading", workers=len(self.slots))
         self.notifier.reloading()
-        if self.reload_migrations is None:
+        if not self.reload_phases:
             self.reload_queue = sorted(self.slots)
             self.replace_next()
             return
-        self.reload_error = None
-        self.reload_thread = threading.Thread(target=self._migrate_for_reload, name="reload-migrate",
-                                              daemon=True)
-        self.reload_thread.start()
+        self.reload_child = PhaseChild(self.reload_phases, self.env)
 
-    def _migrate_for_reload(self) -> None:
-        assert self.reload_migrations is not None
-        try:
-            self.reload_migrations()
-        except (SupervisorError, StopRequested) as exc:
-            self.reload_error = exc
-        except Exception as exc:  # report it through the loop; the old processes keep serving
-            self.reload_error = exc
-
-    def advance_reload(self) -> None:
-        """When the reload's migration has finished: replace the processes, or say why not."""
-        if self.reload_thread is None or self.reload_thread.is_alive():
-            return
-        self.reload_thread = None
-        error, self.reload_error = self.reload_error, None
+    def on_reload_migrated(self, wait_status: int) -> None:
+        """The reload's migration ended: replace the processes, or say why not."""
+        child, self.reload_child = self.reload_child, None
+        assert child is not None
+        outcome = child.outcome(wait_status)
         if self.state != "reloading":
             return
-        if error is None:
+        if outcome.kind == "ok":
             self.reload_queue = sorted(self.slots)
             self.replace_next()
             return
-        if isinstance(error, SupervisorError):
-            message, hint, code = error.message, error.hint, int(error.exit_code)
-        else:
-            message, hint, code = repr(error), "see the error", int(ExitCode.SOFTWARE)
-        self.log.error("supervisor.reload_failed", reason="migrate", error=message, exit_code=code,
-                       hint=hint + "; the running server processes keep serving the previous code")
+        if outcome.kind == "failed":
+            self.log.error("supervisor.reload_failed", reason="migrate", error=outcome.error,
+                           exit_code=outcome.exit_code,
+                           hint=outcome.hint + "; the running server processes keep serving the previous code")
         self.end_reload()
 
     def replace_next(self) -> None:
@@ -411,10 +397,13 @@ class Arbiter:
 
     def wait_for_reload_migration(self) -> None:
         """A stop during a reload's migration lets the current revision finish or roll back."""
-        thread = self.reload_thread
-        if thread is not None and thread.is_alive():
-            deadline = time.monotonic() + max(60.0, self.settings.graceful_timeout)
-            self.wait_until(deadline, lambda: not thread.is_alive(), escalate=False)
+        if self.reload_child is None:
+            return
+        self.reload_child.request_stop()
+        deadline = time.monotonic() + max(60.0, self.settings.graceful_timeout)
+        self.wait_until(deadline, lambda: self.reload_child is None, escalate=False)
+        if self.reload_child is not None:
+            self.reload_child.request_stop(signal.SIGKILL)
 
     def drain(self, procs: list[ServerProcess]) -> bool:
         """Readiness turns 503 for DRAIN_DELAY while requests are still served."""

@@ -187,6 +187,7 @@ class LogRuntime:
     sink: LogSink | None = None
     render: Renderer = staticmethod(json_renderer)
     level: int = 20
+    pid: int | None = None  # the phase runner logs with the supervisor's pid
 
 
 def _add_common(_logger: Any, method: str, event_dict: EventDict) -> EventDict:
@@ -194,7 +195,7 @@ def _add_common(_logger: Any, method: str, event_dict: EventDict) -> EventDict:
     level = "warning" if method == "warn" else ("error" if method == "exception" else method)
     event_dict["level"] = event_dict.get("level", level)
     event_dict["source"] = "supervisor"
-    event_dict.setdefault("pid", os.getpid())
+    event_dict.setdefault("pid", LogRuntime.pid or os.getpid())
     return event_dict
 
 
@@ -202,13 +203,16 @@ def _final_render(_logger: Any, _name: str, event_dict: EventDict) -> str:
     return LogRuntime.render(event_dict)
 
 
-def configure(log_format: str = "json", log_level: str = "info", stream: TextIO | None = None) -> LogSink:
+def configure(log_format: str = "json", log_level: str = "info", stream: TextIO | None = None,
+              pid: int | None = None) -> LogSink:
     """Configure structlog for the supervisor process; returns the sink (call ``flush`` at exit)."""
     if LogRuntime.sink is None:
         LogRuntime.sink = LogSink(stream)
     colors = log_format == "console" and (stream or sys.stdout).isatty()
     LogRuntime.render = json_renderer if log_format == "json" else console_renderer(colors)
     LogRuntime.level = _LEVELS.get(log_level, 20)
+    if pid is not None:
+        LogRuntime.pid = pid
     sink = LogRuntime.sink
     structlog.configure(
         processors=[

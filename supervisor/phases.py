@@ -14,9 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import psycopg2
-
-from . import dberrors, dbprobe, dburl, migrator
+from . import dburl
 from .config import Settings
 from .exitcodes import ExitCode, StopRequested, SupervisorError
 from .notify import Notifier
@@ -82,6 +80,8 @@ class WaitForDatabasePhase:
         return settings.db_wait_timeout + 10
 
     def run(self, ctx: PhaseContext) -> None:
+        from . import dbprobe
+
         assert ctx.settings.database_url is not None
         urls = [ctx.settings.database_url]
         if ctx.settings.database_direct_url and ctx.settings.database_direct_url != urls[0]:
@@ -101,6 +101,8 @@ class MigratePhase:
         return settings.migration_lock_timeout + 600
 
     def run(self, ctx: PhaseContext) -> None:
+        from . import migrator
+
         result = migrator.migrate_to_head(ctx.settings, ctx.signals, ctx.log)
         ctx.facts["head"] = result.head
         ctx.facts["applied"] = result.applied
@@ -115,6 +117,10 @@ class WarmPoolPhase:
         return 60
 
     def run(self, ctx: PhaseContext) -> None:
+        import psycopg2
+
+        from . import dberrors, dbprobe
+
         s = ctx.settings
         assert s.database_url is not None
         conns = []
@@ -159,6 +165,14 @@ def startup_phases(settings: Settings) -> list[Phase]:
         phases.append(EmbeddedDatabasePhase())
     phases += [WaitForDatabasePhase(), MigratePhase(), WarmPoolPhase()]
     return phases
+
+
+def database_phases(names: Sequence[str]) -> list[Phase]:
+    """The named database phases (run by ``phaserun`` in a child process), in the given order."""
+    known: dict[str, Callable[[], Phase]] = {
+        "wait_for_db": WaitForDatabasePhase, "migrate": MigratePhase, "warm_pool": WarmPoolPhase,
+    }
+    return [known[name]() for name in names]
 
 
 class PhaseRunner:

@@ -25,6 +25,14 @@ _TB_CONTINUATION = ("During handling of the above exception", "The above excepti
                     "Traceback (most recent call last):")
 
 
+# Event names for what a process wrote, by whose process it is.
+_NAMES = {
+    "server": {"log": "server.log", "output": "server.output", "traceback": "server.traceback"},
+    "supervisor": {"log": "supervisor.log", "output": "supervisor.output",
+                   "traceback": "supervisor.traceback"},
+}
+
+
 class StackDump:
     """Thread stacks a process printed on SIGUSR1, collected by the stderr relay."""
 
@@ -62,8 +70,10 @@ class StreamRelay:
 
     def __init__(self, pipe: IO[bytes], pid: int, stream: str,
                  tail: deque[str] | None = None, dump: StackDump | None = None,
-                 emit: Callable[[dict[str, Any]], None] = logsetup.relay_line) -> None:
+                 emit: Callable[[dict[str, Any]], None] = logsetup.relay_line,
+                 source: str = "server") -> None:
         self.pipe = pipe
+        self.source = source
         self.pid = pid
         self.stream = stream
         self.tail = tail
@@ -126,7 +136,12 @@ class StreamRelay:
         if "timestamp" not in event:
             event["timestamp"] = logsetup.utc_timestamp()
         event.setdefault("level", "info")
-        event.setdefault("event", "server.log")
+        event.setdefault("event", _NAMES[self.source]["log"])
+        if self.source == "supervisor":
+            # The supervisor's own phase runner: its events already say who they are.
+            event.setdefault("source", "supervisor")
+            event.setdefault("pid", self.pid)
+            return event
         event["source"] = "server"
         event["pid"] = self.pid
         return event
@@ -148,7 +163,7 @@ class StreamRelay:
         if not text.strip():
             return
         level = "info" if self.stream == "stdout" else "warning"
-        self.emit(self._stamp({"level": level, "event": "server.output", "stream": self.stream,
+        self.emit(self._stamp({"level": level, "event": _NAMES[self.source]["output"], "stream": self.stream,
                                "message": text}))
 
     def _capture_dump(self, text: str) -> bool:
@@ -174,5 +189,5 @@ class StreamRelay:
         if not self._traceback:
             return
         lines, self._traceback = self._traceback, []
-        self.emit(self._stamp({"level": "error", "event": "server.traceback", "stream": self.stream,
+        self.emit(self._stamp({"level": "error", "event": _NAMES[self.source]["traceback"], "stream": self.stream,
                                "message": lines[-1], "traceback": "\n".join(lines)}))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
+import signal
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -19,7 +21,7 @@ from . import config, dburl, listener, logsetup, reaper
 from .arbiter import Arbiter
 from .exitcodes import ExitCode, StopRequested, SupervisorError
 from .notify import Notifier
-from .signals import SignalQueue
+from .signals import STOP_SIGNALS, SignalQueue
 from .status import StatusServer, socket_path
 
 if TYPE_CHECKING:
@@ -108,20 +110,25 @@ def run(check_only: bool = False) -> int:
             if not settings.embedded_database:
                 # Imports overlap the phases; the processes wait for "go" before opening pools.
                 arbiter.prespawn()
-        from .phases import MigratePhase, PhaseContext, PhaseRunner, startup_phases
+        from .phases import EmbeddedDatabasePhase, PhaseContext, PhaseRunner, startup_phases
 
         ctx = PhaseContext(settings=settings, signals=signals, log=log, notifier=notifier)
         runner = PhaseRunner(ctx)
-        with notifier.keepalive():
-            runner.run_all(startup_phases(settings))
         if arbiter is None:
+            with notifier.keepalive():
+                runner.run_all(startup_phases(settings))
             log.info("check.passed", phases=[r.name for r in runner.results],
                      duration_ms=round((time.monotonic() - started) * 1000))
             code = ExitCode.OK
         else:
+            if settings.embedded_database:
+                runner.run(EmbeddedDatabasePhase())
+            env = _server_env(ctx.settings)
+            with notifier.keepalive():
+                _run_database_phases(DATABASE_PHASES, env, signals, notifier)
             arbiter.settings = ctx.settings
-            arbiter.env = _server_env(ctx.settings)
-            arbiter.reload_migrations = lambda: runner.run(MigratePhase())
+            arbiter.env = env
+            arbiter.reload_phases = ["migrate"]
             code = arbiter.run()
     except StopRequested as stop:
         log.info("supervisor.stopping", signal=stop.signame, graceful=True, during="phases")
@@ -147,6 +154,39 @@ def run(check_only: bool = False) -> int:
             arbiter.clear_descendants()
         signals.restore()
     return _stopped(log, code)
+
+
+DATABASE_PHASES = ["wait_for_db", "migrate", "warm_pool"]
+
+
+def _run_database_phases(names: list[str], env: dict[str, str], signals: SignalQueue,
+                         notifier: Notifier) -> None:
+    """Run the phases in a ``phaserun`` child (see there why), forwarding stop signals to it."""
+    from .phasechild import PhaseChild
+
+    settings = config.load_settings(env)
+    notifier.extend_timeout(settings.db_wait_timeout + settings.migration_lock_timeout + 660)
+    child = PhaseChild(names, env)
+    while True:
+        with contextlib.suppress(InterruptedError):
+            select.select([signals.fileno], [], [], 0.2)
+        for sig in signals.drain():
+            if sig in STOP_SIGNALS:
+                child.request_stop(signal.SIGKILL if sig == signal.SIGQUIT else signal.SIGTERM)
+        pid, status = os.waitpid(child.pid, os.WNOHANG)
+        if pid:
+            break
+    outcome = child.outcome(status)
+    if outcome.kind == "interrupted" or signals.stop_pending():
+        raise StopRequested(signals.name(signals.stop_signal or signal.SIGTERM))
+    if outcome.kind == "failed":
+        try:
+            code = ExitCode(outcome.exit_code)
+        except ValueError:
+            code = ExitCode.SOFTWARE
+        error = SupervisorError(outcome.error, code, outcome.hint)
+        error.logged = child.failure is not None  # the child logged its phase.failed
+        raise error
 
 
 def _status_server(log: Any) -> StatusServer | None:
