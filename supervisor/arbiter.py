@@ -66,6 +66,9 @@ class Arbiter:
         self.last_exit: dict[int, dict[str, Any]] = {}
         self.reloads = 0
         self.reload_child: PhaseChild | None = None
+        # Replacements that import the new code while the reload's migration runs.
+        self.spares: dict[int, ServerProcess] = {}
+        self.reload_aborted = False
 
     # -- the loop --------------------------------------------------------------------
     def prespawn(self) -> None:
@@ -100,7 +103,7 @@ class Arbiter:
 
     def processes(self) -> list[ServerProcess]:
         procs = [p for p in self.slots.values() if p is not None]
-        return procs + list(self.replacing.values()) + self.retiring
+        return procs + list(self.replacing.values()) + list(self.spares.values()) + self.retiring
 
     def wait_for_events(self, timeout: float) -> None:
         fds: list[Any] = [self.signals.fileno]
@@ -163,10 +166,10 @@ class Arbiter:
                    for p in self.slots.values())
 
     # -- spawning and deaths -------------------------------------------------------------
-    def spawn(self, slot: int) -> ServerProcess:
+    def spawn(self, slot: int, release: bool = True) -> ServerProcess:
         assert self.listener is not None
         proc = childmod.spawn(slot, self.settings, self.listener, self.env)
-        if self.released:
+        if self.released and release:
             self.log.info("child.spawned", pid=proc.pid, worker=slot)
             proc.release()
         else:
@@ -208,12 +211,15 @@ class Arbiter:
             stderr_tail=list(proc.stderr_tail)[-20:], hint=hint,
         )
         self.last_exit[proc.slot] = {"pid": proc.pid, **fields, "at": time.time()}
+        new_for_reload = self.replacing.get(proc.slot) is proc or self.spares.get(proc.slot) is proc
         self.detach(proc)
         proc.close(relay_timeout=0.1)
         if proc.stop_requested or self.state == "stopping":
             return
-        if self.replacing.get(proc.slot) is proc:
+        if new_for_reload:
+            # The new code cannot start; the old processes keep serving, so no crash loop.
             self.abort_reload(proc, exit_status.describe())
+            return
         decision = self.policy.on_exit(proc.slot, was_ready, proc.uptime())
         if isinstance(decision, GiveUp):
             self.give_up(decision, proc)
@@ -230,6 +236,8 @@ class Arbiter:
             del self.replacing[proc.slot]
         if proc in self.retiring:
             self.retiring.remove(proc)
+        if self.spares.get(proc.slot) is proc:
+            del self.spares[proc.slot]
 
     def start_due_restarts(self) -> None:
         if self.state not in ("running", "reloading"):
@@ -304,6 +312,7 @@ class Arbiter:
             self.replace_next()
             return
         self.reload_child = PhaseChild(self.reload_phases, self.env)
+        self.spares = {slot: self.spawn(slot, release=False) for slot in sorted(self.slots)}
 
     def on_reload_migrated(self, wait_status: int) -> None:
         """The reload's migration ended: replace the processes, or say why not."""
@@ -311,6 +320,9 @@ class Arbiter:
         assert child is not None
         outcome = child.outcome(wait_status)
         if self.state != "reloading":
+            return
+        if self.reload_aborted:
+            self.end_reload()
             return
         if outcome.kind == "ok":
             self.reload_queue = sorted(self.slots)
@@ -328,7 +340,14 @@ class Arbiter:
             self.end_reload()
             return
         slot = self.reload_queue.pop(0)
-        self.replacing[slot] = self.spawn(slot)
+        spare = self.spares.pop(slot, None)
+        if spare is not None and spare.alive:
+            self.log.info("child.spawned", pid=spare.pid, worker=slot, prespawned=True,
+                          imported_for_ms=round((time.monotonic() - spare.spawned_at) * 1000))
+            spare.release()
+            self.replacing[slot] = spare
+        else:
+            self.replacing[slot] = self.spawn(slot)
 
     def finish_replacement(self, slot: int) -> None:
         new = self.replacing.pop(slot)
@@ -355,9 +374,24 @@ class Arbiter:
                        stderr_tail=list(proc.stderr_tail)[-20:],
                        hint="the previous processes keep serving; fix the error and send SIGHUP again")
         self.reload_queue.clear()
+        if self.reload_child is not None:
+            # Its migration may finish (harmless: the schema is at the new head either way);
+            # the reload ends when it does, so a new SIGHUP waits until then.
+            self.reload_aborted = True
+            self.discard_spares()
+            return
         self.end_reload()
 
+    def discard_spares(self) -> None:
+        for spare in self.spares.values():  # never released: they never served
+            spare.stop_requested = True
+            spare.kill_group()
+            self.retiring.append(spare)  # reaped and logged like any other
+        self.spares.clear()
+
     def end_reload(self) -> None:
+        self.discard_spares()
+        self.reload_aborted = False
         self.state = "running"
         self.notifier.ready("serving (reloaded)")
 

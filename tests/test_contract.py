@@ -238,3 +238,35 @@ class TestStatementTimeout:
                     conn.exec_driver_sql("SELECT pg_sleep(5)")
         finally:
             engine.dispose()
+
+
+def _status(sup: Supervisor) -> dict[str, object]:
+    out = subprocess.run([sys.executable, "-m", "supervisor", "status", "--json"], env=sup.env,
+                         capture_output=True, text=True, timeout=30)
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+
+class TestReloadWithBrokenCode:
+    """A reload whose new code cannot start keeps the old processes serving, and can be retried."""
+
+    def test_new_code_fails_to_import(self, app_db: str, tmp_path: Path) -> None:
+        """The new process dies at import: reload_failed with its traceback; old pids serve; no crash loop."""
+        app_dir = tmp_path / "app"
+        app_dir.mkdir()
+        (app_dir / "flipapp.py").write_text((APPS / "sampleapp.py").read_text())
+        env = base_env(app_db, JARLPM_APP="flipapp:app", JARLPM_APP_DIR=str(app_dir), CRASH_LOOP_LIMIT="2")
+        with running(env) as sup:
+            sup.wait_event("supervisor.ready", timeout=60)
+            old = serving_pids(sup)
+            (app_dir / "flipapp.py").write_text("import not_a_real_module_jarlpm\n")
+            for attempt in range(1, 4):
+                sup.signal(signal.SIGHUP)
+                wait_for(lambda: len(sup.find("supervisor.reload_failed")) >= attempt, 60, "the reload to fail")
+                # The reload ends when its migration does; then SIGHUP is taken again.
+                wait_for(lambda: len(sup.find("phase.completed", phase="migrate")) > attempt, 60, "its migration")
+                wait_for(lambda: _status(sup)["state"] == "running", 30, "the reload to end")
+            failed = sup.find("supervisor.reload_failed")[0]
+            assert failed["reason"] == "new_process_died"
+            assert any("not_a_real_module_jarlpm" in line for line in failed["stderr_tail"])
+            assert serving_pids(sup) == old and sup.get("/pid")[0] == 200
+            assert not sup.find("child.crash_loop") and sup.proc.poll() is None

@@ -65,7 +65,7 @@ class TestStartScript:
                                 text=True, timeout=30)
         assert result.returncode == 78
         event = json.loads(result.stdout.strip())
-        assert event["event"] == "start.no_environment" and "hint" in event
+        assert event["event"] == "start.no_environment" and "hint" in event and "T" in event["timestamp"]
 
 
 class TestValidateEnv:
