@@ -261,9 +261,9 @@ class TestReloadWithBrokenCode:
             (app_dir / "flipapp.py").write_text("import not_a_real_module_jarlpm\n")
             for attempt in range(1, 4):
                 sup.signal(signal.SIGHUP)
-                wait_for(lambda: len(sup.find("supervisor.reload_failed")) >= attempt, 60, "the reload to fail")
+                wait_for(lambda n=attempt: len(sup.find("supervisor.reload_failed")) >= n, 60, "the reload to fail")
                 # The reload ends when its migration does; then SIGHUP is taken again.
-                wait_for(lambda: len(sup.find("phase.completed", phase="migrate")) > attempt, 60, "its migration")
+                wait_for(lambda n=attempt: len(sup.find("phase.completed", phase="migrate")) > n, 60, "its migration")
                 wait_for(lambda: _status(sup)["state"] == "running", 30, "the reload to end")
             failed = sup.find("supervisor.reload_failed")[0]
             assert failed["reason"] == "new_process_died"
