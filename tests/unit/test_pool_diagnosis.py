@@ -376,6 +376,11 @@ class TestRouteTemplate:
         assert RequestContext({"headers": []}).request_id.count("-") == 1
 
 
+def _checkout_event(tracker: PoolTracker, record: object, pid: int) -> None:
+    """Stands for SQLAlchemy's event dispatch, the frame ``checked_out`` skips."""
+    tracker.checked_out(record, pid)
+
+
 class TestTracker:
     """The checkout bookkeeping the pool events do."""
 
@@ -383,12 +388,13 @@ class TestTracker:
         """Holders come and go by record; an overdue one is reported once."""
         tracker = PoolTracker(capture_stacks=True)
         record_a, record_b = object(), object()
-        tracker.checked_out(record_a, 11)
-        tracker.checked_out(record_b, 12)
+        _checkout_event(tracker, record_a, 11)
+        _checkout_event(tracker, record_b, 12)
         tracker.checked_in(record_b)
         assert [h.backend_pid for h in tracker.snapshot().holders] == [11]
         assert len(tracker.overdue(0.0)) == 1 and tracker.overdue(0.0) == []
-        assert tracker.snapshot().holders[0].where is not None  # this test's own line
+        where = tracker.snapshot().holders[0].where
+        assert where is not None and "test_pool_diagnosis.py" in where  # this test's own line
         tracker.checked_in(record_a)
         tracker.checked_in(record_a)  # a second checkin (a failed checkout) is harmless
         assert tracker.snapshot().holders == ()
