@@ -1,8 +1,15 @@
-"""The per-process monitor thread: ticks for leaks and saturation, and makes exhaustion reports.
+"""The per-process monitor thread: looks for leaks and saturation, and makes exhaustion reports.
 
 Nothing here runs on the request path except ``request_report``, which only
 takes a snapshot of the tracker (microseconds) and wakes the thread.  The
 thread holds the engine weakly and ends when the engine is gone.
+
+The thread sleeps until there is something to look at, rather than ticking:
+a wait for a connection wakes it (then it looks every ``TICK_S`` until the
+queue is empty again), a leak check is due when the oldest connection out
+reaches DB_LEAK_THRESHOLD, and a report or the engine's end wakes it.  On a
+healthy pool with the leak check off it never wakes, so it never takes the
+GIL from the requests.
 """
 
 from __future__ import annotations
@@ -25,7 +32,11 @@ from jarlpm.pool.options import PoolOptions
 from jarlpm.pool.ratelimit import RateLimiter, SaturationWatch, saturation_wait
 from jarlpm.pool.tracker import PoolTracker, view_holder
 
+# How often a pool with requests waiting is looked at (for db.pool.saturated).
 TICK_S = 0.25
+# Sleeps are never shorter (a leak check due "now" must not spin) and wake a bit late
+# rather than a bit early (a connection reported as held for 0.999 s of a 1 s threshold).
+MIN_SLEEP_S = 0.01
 # The exhaustion event must be out within 2 s of the 503; the database gets most of that.
 DB_VIEW_DEADLINE_S = 1.5
 
@@ -46,7 +57,6 @@ class PoolMonitor:
     def __init__(self, engine: Engine, tracker: PoolTracker, options: PoolOptions,
                  pool_size: int, max_overflow: int, timeout_s: float,
                  connect_kwargs: dict[str, Any]) -> None:
-        self._engine = weakref.ref(engine)
         self.tracker = tracker
         self.options = options
         self.pool_size = pool_size
@@ -58,7 +68,11 @@ class PoolMonitor:
         self.limiter = RateLimiter(options.report_interval_s)
         self.saturation = SaturationWatch(saturation_wait(timeout_s), options.report_interval_s)
         self._pending: deque[PendingReport] = deque()
-        self._wake = threading.Event()
+        self._wake = wake = threading.Event()
+        # The engine's end wakes the thread, which then ends; it holds the engine weakly.
+        self._engine = weakref.ref(engine, lambda _: wake.set())
+        self._queueing = False  # requests were waiting when last looked: look again in TICK_S
+        tracker.on_wait = self._wake.set
         self._thread = threading.Thread(target=self._run, name="pool-monitor", daemon=True)
 
     @property
@@ -91,13 +105,23 @@ class PoolMonitor:
     # -- the thread --------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            self._wake.wait(TICK_S)
+            self._wake.wait(self._sleep_s(time.monotonic()))
             self._wake.clear()
             if self._engine() is None:
                 return
             while self._pending:
                 self._guarded(self._report, self._pending.popleft())
-            self._guarded(self._tick)
+            if self.options.leak_threshold_s > 0:
+                self._guarded(self._check_leaks)
+            self._guarded(self._check_saturation)
+
+    def _sleep_s(self, now: float) -> float | None:
+        """How long nothing can need looking at; None: until woken (no leak check, nobody waiting)."""
+        sleep: float | None = TICK_S if self._queueing else None
+        if self.options.leak_threshold_s > 0:
+            due = self.tracker.next_overdue(self.options.leak_threshold_s) - now + MIN_SLEEP_S
+            sleep = due if sleep is None else min(sleep, due)
+        return None if sleep is None else max(sleep, MIN_SLEEP_S)
 
     @staticmethod
     def _guarded(step: Callable[..., None], *args: Any) -> None:
@@ -109,15 +133,17 @@ class PoolMonitor:
             logging.getLogger("jarlpm.pool").exception("db.pool.monitor_failed",
                                                        extra={"event": "db.pool.monitor_failed"})
 
-    def _tick(self) -> None:
-        if self.options.leak_threshold_s > 0:
-            for holder in self.tracker.overdue(self.options.leak_threshold_s):
-                view = view_holder(holder, time.monotonic())
-                fields = report.leak_fields(view, self.options.leak_threshold_s,
-                                            self._numbers(self.tracker.snapshot()))
-                events.emit(logging.WARNING, events.LEAK_SUSPECTED, fields,
-                            f"{view.label} at {view.where or '?'}, held {view.held_s:.1f}s")
+    def _check_leaks(self) -> None:
+        for holder in self.tracker.overdue(self.options.leak_threshold_s):
+            view = view_holder(holder, time.monotonic())
+            fields = report.leak_fields(view, self.options.leak_threshold_s,
+                                        self._numbers(self.tracker.snapshot()))
+            events.emit(logging.WARNING, events.LEAK_SUSPECTED, fields,
+                        f"{view.label} at {view.where or '?'}, held {view.held_s:.1f}s")
+
+    def _check_saturation(self) -> None:
         checked_out, waiting, longest = self.tracker.counts()
+        self._queueing = waiting > 0
         if self.saturation.update(time.monotonic(), checked_out, self.capacity, waiting, longest):
             snapshot = self.tracker.snapshot()
             numbers = self._numbers(snapshot)

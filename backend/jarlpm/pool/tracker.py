@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from jarlpm.pool import stacks
-from jarlpm.pool.context import RequestContext, current_request
+from jarlpm.pool.context import CURRENT_REQUEST, RequestContext, current_request
 from jarlpm.pool.model import HolderView, TrackerSnapshot, WaiterView
 
 
@@ -57,10 +58,18 @@ def view_holder(holder: Holder, now: float) -> HolderView:
 
 
 class PoolTracker:
-    """Holders keyed by connection record, waiters keyed by a token; one lock for both.
+    """Holders keyed by connection record, waiters keyed by a token.
 
     ``capture_stacks`` is on when DB_LEAK_THRESHOLD is: the stack is then taken
     at every checkout (a few microseconds), since a leak is only known later.
+
+    A checkout and a checkin are one dict store and one dict pop, which are
+    atomic (the GIL, or the dict's own lock in free-threaded builds), so they
+    take no lock; readers copy the dict in one call (``list(d.values())``) and
+    never iterate it live.  The lock guards the waiters, whose token counter and
+    peak demand need several steps; waits only happen when the pool is at its
+    limit.  ``on_wait`` (set by the monitor) is called when a wait starts, so the
+    monitor needs no timer to notice saturation.
     """
 
     def __init__(self, capture_stacks: bool = False) -> None:
@@ -68,19 +77,17 @@ class PoolTracker:
         self.holders: dict[object, Holder] = {}
         self.waiters: dict[int, Waiter] = {}
         self.peak_demand = 0
+        self.on_wait: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._tokens = 0
 
     # -- the request path -----------------------------------------------------------------
     def checked_out(self, record: object, backend_pid: int | None) -> None:
         stack = stacks.capture(skip=2) if self.capture_stacks else None
-        holder = Holder(current_request(), stack, backend_pid)
-        with self._lock:
-            self.holders[record] = holder
+        self.holders[record] = Holder(CURRENT_REQUEST.get(), stack, backend_pid)
 
     def checked_in(self, record: object) -> None:
-        with self._lock:
-            self.holders.pop(record, None)
+        self.holders.pop(record, None)
 
     def wait_started(self) -> int:
         waiter = Waiter(current_request())
@@ -91,6 +98,8 @@ class PoolTracker:
             demand = len(self.holders) + len(self.waiters)
             if demand > self.peak_demand:
                 self.peak_demand = demand
+        if self.on_wait is not None:
+            self.on_wait()
         return token
 
     def wait_ended(self, token: int) -> None:
@@ -103,16 +112,24 @@ class PoolTracker:
         now = time.monotonic()
         with self._lock:
             waits = [now - waiter.since for waiter in self.waiters.values()]
-            return len(self.holders), len(waits), max(waits, default=0.0)
+        return len(self.holders), len(waits), max(waits, default=0.0)
 
     def overdue(self, threshold_s: float) -> list[Holder]:
         """Holders out longer than ``threshold_s`` not yet reported; marks them reported."""
         deadline = time.monotonic() - threshold_s
-        with self._lock:
-            found = [h for h in self.holders.values() if not h.reported and h.taken_at <= deadline]
-            for holder in found:
-                holder.reported = True
+        found = [h for h in list(self.holders.values()) if not h.reported and h.taken_at <= deadline]
+        for holder in found:
+            holder.reported = True
         return found
+
+    def next_overdue(self, threshold_s: float) -> float:
+        """The monotonic time at which the next holder not yet reported turns overdue.
+
+        With none out, a connection taken from now on is overdue ``threshold_s``
+        from now at the earliest, so that is when to look again.
+        """
+        pending = [h.taken_at for h in list(self.holders.values()) if not h.reported]
+        return min(pending, default=time.monotonic()) + threshold_s
 
     def snapshot(self, reset_peak: bool = False) -> TrackerSnapshot:
         now = time.monotonic()
