@@ -113,11 +113,12 @@ class TestSignals:
         with running(base_env(app_db, **SAMPLE)) as sup:
             sup.wait_event("supervisor.ready", timeout=60)
             results: list[int] = []
-            threads = [threading.Thread(target=lambda: results.append(sup.get("/slow?s=2", 30)[0]))
+            threads = [threading.Thread(target=lambda: results.append(sup.get("/slow?s=3", 30)[0]))
                        for _ in range(8)]
             for thread in threads:
                 thread.start()
-            wait_for(lambda: _inflight_seen(sup), 10, "requests in flight")
+            # In flight = the app is handling all eight (not merely queued in the kernel).
+            wait_for(lambda: json.loads(sup.get("/inflight")[2])["slow"] == 8, 20, "eight requests in flight")
             sup.signal(signal.SIGTERM)
             assert sup.wait_exit(60) == 0
             for thread in threads:

@@ -32,10 +32,22 @@ async def pid() -> dict[str, int]:
     return {"pid": os.getpid()}
 
 
+IN_FLIGHT = {"slow": 0}
+
+
 @app.get("/slow")
 async def slow(s: float = 1.0) -> dict[str, float]:
-    await asyncio.sleep(s)
+    IN_FLIGHT["slow"] += 1
+    try:
+        await asyncio.sleep(s)
+    finally:
+        IN_FLIGHT["slow"] -= 1
     return {"slept": s}
+
+
+@app.get("/inflight")
+async def inflight() -> dict[str, int]:
+    return IN_FLIGHT
 
 
 def stalled_in_blocking_call(seconds: float) -> None:
