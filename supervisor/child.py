@@ -81,7 +81,6 @@ class ServerProcess:
     exited: ExitStatus | None = None
     exited_at: float | None = None
     stop_requested: bool = False
-    go_sent: bool = False
     go_at: float | None = None
     dump_requested_at: float | None = None
     unresponsive: bool = False
@@ -111,7 +110,6 @@ class ServerProcess:
     def release(self) -> None:
         """Tell the process the schema is at head: it may open its pool and serve."""
         self.send("go")
-        self.go_sent = True
         self.go_at = time.monotonic()
 
     def send(self, message: str) -> None:

@@ -32,15 +32,12 @@ from alembic import command
 
 from . import dbprobe, dburl
 from .exitcodes import ExitCode, StopRequested, SupervisorError
+from .paths import repo_root
 from .signals import SignalQueue
 
 # Two int4 keys ("Jarl", "PM01"): pg_locks shows them as classid/objid with objsubid 2.
 LOCK_KEYS = (0x4A61726C, 0x504D3031)
 LOCK_WAIT_LOG_INTERVAL = 10.0
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
 
 
 def alembic_ini() -> Path:

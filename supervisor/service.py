@@ -125,7 +125,7 @@ def run(check_only: bool = False) -> int:
                 runner.run(EmbeddedDatabasePhase())
             env = _server_env(ctx.settings)
             with notifier.keepalive():
-                _run_database_phases(DATABASE_PHASES, env, signals, notifier)
+                _run_database_phases(DATABASE_PHASES, ctx.settings, env, signals, notifier)
             arbiter.settings = ctx.settings
             arbiter.env = env
             arbiter.reload_phases = ["migrate"]
@@ -159,12 +159,11 @@ def run(check_only: bool = False) -> int:
 DATABASE_PHASES = ["wait_for_db", "migrate", "warm_pool"]
 
 
-def _run_database_phases(names: list[str], env: dict[str, str], signals: SignalQueue,
-                         notifier: Notifier) -> None:
+def _run_database_phases(names: list[str], settings: config.Settings, env: dict[str, str],
+                         signals: SignalQueue, notifier: Notifier) -> None:
     """Run the phases in a ``phaserun`` child (see there why), forwarding stop signals to it."""
     from .phasechild import PhaseChild
 
-    settings = config.load_settings(env)
     notifier.extend_timeout(settings.db_wait_timeout + settings.migration_lock_timeout + 660)
     child = PhaseChild(names, env)
     while True:
