@@ -47,7 +47,8 @@ class Context:
     options: Options
     db: BenchDatabase
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="jarlpm-bench-")))
-    template: str = ""
+    template: str = ""  # at head, stamped and verified by an earlier start: what restarts find
+    template_unverified: str = ""  # at head by plain `alembic upgrade head` only
     pg_version: str = ""
     started: float = field(default_factory=time.monotonic)
     loadavg_at_start: tuple[float, float, float] = field(default_factory=os.getloadavg)
@@ -57,7 +58,8 @@ class Context:
 
     def prepare(self) -> None:
         self.pg_version = self.db.version()
-        self.template = self.db.template_at_head(seed_epics=SEED_EPICS)
+        self.template_unverified = self.db.template_at_head(seed_epics=SEED_EPICS)
+        self.template = self.db.verified_copy(self.template_unverified)
 
     @property
     def supervisord_known_version(self) -> str | None:

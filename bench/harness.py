@@ -13,10 +13,10 @@ from bench.pg import BenchDatabase
 
 
 @contextlib.contextmanager
-def fresh_database(ctx: Context) -> Iterator[str]:
-    """A database cloned from the template (schema at head, seeded); dropped afterwards."""
+def fresh_database(ctx: Context, template: str | None = None) -> Iterator[str]:
+    """A database cloned from ``template`` (default: at head, seeded, verified); dropped afterwards."""
     db: BenchDatabase = ctx.db
-    name, url = db.fresh(ctx.template)
+    name, url = db.fresh(template or ctx.template)
     try:
         yield url
     finally:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
-from bench.paths import BIN, REPO
+from bench.paths import BIN, PYTHON, REPO
 from supervisor.pgcluster import LocalPostgres
 
 APP_ROLE_PREFIX = "jarlpm_bench_"
@@ -102,6 +102,26 @@ class BenchDatabase:
         if seed_epics:
             self.execute("INSERT INTO epics (title, description) SELECT 'epic ' || g, 'seeded by the bench' "
                          f"FROM generate_series(1, {int(seed_epics)}) AS g", dbname=name)
+        return name
+
+    def verified_copy(self, template: str) -> str:
+        """A copy of ``template`` as an earlier start of the supervisor leaves it: stamped, models verified.
+
+        ``jarlpm check`` runs the start-up phases without a server.  A restart of the
+        same release finds this (and skips the model comparison); the first start on a
+        database that plain ``alembic`` migrated does not.
+        """
+        name = "bench_verified_" + secrets.token_hex(4)
+        self.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" OWNER {self.app_role}')
+        self.created.append(name)
+        with tempfile.TemporaryDirectory(prefix="jarlpm-bench-check-") as state:
+            env = {"PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", "HOME": os.environ.get("HOME", "/"),
+                   "DATABASE_URL": self.app_url(name), "PYTHONPATH": str(REPO), "JARLPM_STATE_DIR": state,
+                   "LOG_FORMAT": "json"}
+            result = subprocess.run([str(PYTHON), "-m", "supervisor", "check"], cwd=REPO, env=env,
+                                    capture_output=True, text=True, timeout=300)
+        if result.returncode != 0:
+            raise RuntimeError(f"jarlpm check failed for the verified template: {result.stdout[-2000:]}")
         return name
 
     def fresh(self, template: str) -> tuple[str, str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import re
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -29,12 +30,50 @@ class InvalidDatabaseUrl(ValueError):
 
 _SHAPE = "expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
 
+# scheme://[user[:password]@][host][:port][/database][?query], read the way SQLAlchemy
+# reads it (the app's engine does): the password runs to the next "@", so it may hold
+# "/", "#", "?" or ":" unencoded, which urllib would take for the path, fragment or query.
+_URL_PARTS = re.compile(
+    r"(?P<scheme>[\w+]+)://"
+    r"(?:(?P<user>[^:/]*)(?::(?P<password>[^@]*))?@)?"
+    r"(?:\[(?P<ipv6host>[^/?]+)\]|(?P<host>[^/:?]*))"
+    r"(?::(?P<port>[^/?]*))?"
+    r"(?:/(?P<database>[^?]*))?"
+    r"(?:\?(?P<query>.*))?",
+    re.DOTALL,
+)
 
-def validate(raw: str) -> None:
-    """Check a URL's shape without importing SQLAlchemy (validate_env must stay fast).
 
-    Start-up time matters: the server processes are spawned right after validation,
-    so nothing heavy may be imported before it.
+@dataclass(frozen=True)
+class UrlParts:
+    """A database URL's parts, decoded; parsed without SQLAlchemy (see ``parse``)."""
+
+    user: str | None
+    password: str | None
+    host: str
+    port: int | None
+    database: str
+    query: str
+
+    def libpq(self, hide_password: bool = False) -> str:
+        """A plain ``postgresql://`` URI, every part re-encoded for libpq."""
+        auth = ""
+        if self.user is not None:
+            auth = quote(self.user, safe="")
+            if self.password is not None:
+                auth += ":" + ("***" if hide_password else quote(self.password, safe=""))
+            auth += "@"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = f":{self.port}" if self.port is not None else ""
+        query = f"?{self.query}" if self.query else ""
+        return f"postgresql://{auth}{host}{port}/{quote(self.database, safe='')}{query}"
+
+
+def parse(raw: str) -> UrlParts:
+    """Split a URL into its parts, or raise ``InvalidDatabaseUrl`` saying what is wrong.
+
+    Importing SQLAlchemy costs about 0.1 s of CPU: validate_env and the database
+    phases' probes run before the server processes are up, so they parse it here.
     """
     text = raw.strip()
     if "://" not in text:
@@ -42,52 +81,60 @@ def validate(raw: str) -> None:
     scheme = text.split("://", 1)[0].lower()
     if scheme not in _ACCEPTED_SCHEMES:
         raise InvalidDatabaseUrl(f"has scheme {scheme!r}; expected postgresql:// or postgres://")
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        raise InvalidDatabaseUrl(f"has a port that is not a number; {_SHAPE}") from None
-    if not unquote(parts.path.lstrip("/")):
+    match = _URL_PARTS.match(text)
+    if match is None:
+        raise InvalidDatabaseUrl(f"is not a URL; {_SHAPE}")
+    port = match.group("port")
+    if port and not port.isdigit():
+        raise InvalidDatabaseUrl(f"has a port that is not a number; {_SHAPE}")
+    database = unquote(match.group("database") or "")
+    if not database:
         raise InvalidDatabaseUrl(f"names no database; {_SHAPE}")
+    user, password = match.group("user"), match.group("password")
+    return UrlParts(
+        user=unquote(user) if user is not None else None,
+        password=unquote(password) if password is not None else None,
+        host=match.group("ipv6host") or match.group("host") or "",
+        port=int(port) if port else None,
+        database=database,
+        query=match.group("query") or "",
+    )
+
+
+def validate(raw: str) -> None:
+    """Check a URL's shape (validate_env must stay fast: see ``parse``)."""
+    parse(raw)
 
 
 def url_password(raw: str) -> str | None:
     """The decoded password of a URL, or None."""
     try:
-        password = urlsplit(raw.strip()).password
-    except ValueError:
+        return parse(raw).password or None
+    except InvalidDatabaseUrl:
         return None
-    return unquote(password) if password else None
 
 
 def to_sqlalchemy_url(raw: str) -> URL:
-    """Parse ``raw`` and map ``postgres://``/``postgresql://`` to the psycopg2 driver.
+    """The URL for SQLAlchemy, with the psycopg2 driver named; query parameters kept as they are.
 
     SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, which is not installed
-    (``No module named 'psycopg'``), so the driver is always named explicitly.
-    Query parameters such as ``sslmode`` are kept as they are.
+    (``No module named 'psycopg'``), so the driver is always named explicitly.  Built
+    from ``parse`` so that the supervisor's probes and the app's engine read a URL alike.
     """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from urllib.parse import parse_qsl
 
-    try:
-        url = make_url(raw.strip())
-    except ArgumentError:
-        raise InvalidDatabaseUrl(
-            "is not a URL; expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
-        ) from None
-    except ValueError:
-        # SQLAlchemy's int() of the port: a config error (exit 78), not a crash (exit 70).
-        raise InvalidDatabaseUrl(
-            "has a port that is not a number; expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
-        ) from None
-    if url.drivername not in _ACCEPTED_SCHEMES:
-        raise InvalidDatabaseUrl(
-            f"has scheme {url.drivername!r}; expected postgresql:// or postgres://"
-        )
-    if not url.database:
-        raise InvalidDatabaseUrl("names no database; expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME")
-    return url.set(drivername="postgresql+psycopg2")
+    from sqlalchemy.engine import URL
+
+    parts = parse(raw)
+    query: dict[str, str | list[str]] = {}
+    for key, value in parse_qsl(parts.query):
+        if key in query:
+            previous = query[key]
+            query[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            query[key] = value
+    return URL.create("postgresql+psycopg2", username=parts.user, password=parts.password,
+                      host=parts.host or None, port=parts.port, database=parts.database, query=query)
 
 
 def normalise(raw: str) -> str:
@@ -97,13 +144,13 @@ def normalise(raw: str) -> str:
 
 def libpq_dsn(raw: str) -> str:
     """The URL as libpq understands it (plain ``postgresql://``), for direct psycopg2 connects."""
-    return to_sqlalchemy_url(raw).set(drivername="postgresql").render_as_string(hide_password=False)
+    return parse(raw).libpq()
 
 
 def describe(raw: str) -> str:
     """A loggable form: ``postgresql://user:***@host:port/db``."""
     try:
-        return to_sqlalchemy_url(raw).set(drivername="postgresql").render_as_string(hide_password=True)
+        return parse(raw).libpq(hide_password=True)
     except InvalidDatabaseUrl:
         return redact("<unparseable URL>")
 

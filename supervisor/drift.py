@@ -13,7 +13,6 @@ is mostly importing the models and Alembic's comparison machinery).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,7 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-import alembic
-
+from . import fingerprint
 from .exitcodes import ExitCode, SupervisorError
 
 # Enough to act on; a model that lost every table would otherwise flood one event.
@@ -53,69 +51,14 @@ def compare(cfg: Config, script: ScriptDirectory, conn: sa.Connection) -> list[A
     return found
 
 
-# What the comparison looks at, as PostgreSQL's catalog describes it, for the current
-# schema (the supervisor's jarlpm_* tables excepted): tables and views, columns with
-# their types, nullability, defaults, identity and comments, constraints, indexes, enums.
-_CATALOG = r"""
-SELECT md5(coalesce(string_agg(item, E'\n' ORDER BY item), '')) FROM (
-  SELECT format('rel %s %s %s', c.relname, c.relkind, obj_description(c.oid, 'pg_class')) AS item
-    FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace
-     AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.relname NOT LIKE 'jarlpm\_%'
-  UNION ALL
-  SELECT format('col %s.%s %s %s %s %s %s %s', c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
-                a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
-                col_description(c.oid, a.attnum))
-    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-   WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-     AND a.attnum > 0 AND NOT a.attisdropped AND c.relname NOT LIKE 'jarlpm\_%'
-  UNION ALL
-  SELECT format('con %s %s %s', c.relname, k.conname, pg_get_constraintdef(k.oid))
-    FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
-   WHERE k.connamespace = current_schema()::regnamespace AND c.relname NOT LIKE 'jarlpm\_%'
-  UNION ALL
-  SELECT format('idx %s', pg_get_indexdef(i.indexrelid))
-    FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-   WHERE c.relnamespace = current_schema()::regnamespace AND c.relname NOT LIKE 'jarlpm\_%'
-  UNION ALL
-  SELECT format('enum %s %s %s', t.typname, e.enumsortorder, e.enumlabel)
-    FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
-   WHERE t.typnamespace = current_schema()::regnamespace
-) AS catalog
-"""
-
-# Directories too big to be the models' (a prepend_sys_path of "." would hash a whole tree).
-_SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "site-packages", "__pycache__"}
-_MAX_FILES = 2000
-
-
 def code_digest(cfg: Config, script: ScriptDirectory) -> str | None:
-    """A hash of what decides the comparison on the code's side: env.py, the revisions, the models.
-
-    The models live somewhere on alembic.ini's ``prepend_sys_path`` (backend/): every
-    Python file there is hashed, with the SQLAlchemy and Alembic versions.  None when
-    the tree is too large to hash cheaply (then the comparison always runs).
-    """
-    digest = hashlib.sha256(f"sqlalchemy {sa.__version__} alembic {alembic.__version__}".encode())
-    roots = [Path(script.dir), *(Path(p) for p in cfg.get_prepend_sys_paths_list() or [])]
-    count = 0
-    for number, root in enumerate(roots):
-        for path in sorted(root.rglob("*.py")):
-            relative = path.relative_to(root)
-            if _SKIPPED_DIRS.intersection(relative.parts):
-                continue
-            count += 1
-            if count > _MAX_FILES:
-                return None
-            # Relative names: replicas with the same code in other directories agree.
-            digest.update(f"\0{number}/{relative}\0".encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
+    """The code's fingerprint (see ``fingerprint.code_digest``), with the roots Alembic resolved."""
+    return fingerprint.code_digest(Path(script.dir), cfg.get_prepend_sys_paths_list() or [])
 
 
 def catalog_digest(conn: sa.Connection) -> str:
     """A hash of the current schema as the comparison would reflect it (one query, a few ms)."""
-    value = str(conn.execute(sa.text(_CATALOG)).scalar_one())
+    value = str(conn.execute(sa.text(fingerprint.CATALOG_SQL)).scalar_one())
     conn.rollback()
     return value
 

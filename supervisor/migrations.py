@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import re
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -32,17 +30,12 @@ from alembic import command
 
 from . import dbprobe, dburl
 from .exitcodes import ExitCode, StopRequested, SupervisorError
-from .paths import repo_root
+from .paths import alembic_ini
 from .signals import SignalQueue
 
 # Two int4 keys ("Jarl", "PM01"): pg_locks shows them as classid/objid with objsubid 2.
 LOCK_KEYS = (0x4A61726C, 0x504D3031)
 LOCK_WAIT_LOG_INTERVAL = 10.0
-
-
-def alembic_ini() -> Path:
-    explicit = os.environ.get("JARLPM_ALEMBIC_INI")
-    return Path(explicit) if explicit else repo_root() / "alembic.ini"
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from . import dberrors, dburl, drift, stamp
+from . import dberrors, dburl, drift, fingerprint, stamp
 from .config import Settings
 from .exitcodes import ExitCode, SupervisorError
 from .migration_steps import Step, run_steps
@@ -142,14 +142,15 @@ def verify_models(cfg: Config, script: ScriptDirectory, conn: sa.Connection, hea
     """
     started = time.monotonic()
     code = drift.code_digest(cfg, script)
-    before = f"{head}:{code}:{drift.catalog_digest(conn)}" if code else None
+    before = fingerprint.compose(head, code, drift.catalog_digest(conn)) if code else None
     if before and not force and stamp.models_checked(conn) == before:
         conn.rollback()
         return DriftCheck("cached", _ms_since(started))
     differences = drift.compare(cfg, script, conn)
     if not differences:
         # Remember it only if the schema did not move during the comparison.
-        if before and before == f"{head}:{code}:{drift.catalog_digest(conn)}" and stamp.read(conn):
+        if before and code and before == fingerprint.compose(head, code, drift.catalog_digest(conn)) \
+                and stamp.read(conn):
             stamp.record_models_checked(conn, before)
         return DriftCheck("compared", _ms_since(started))
     now_at = current_revisions(conn)

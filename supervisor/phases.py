@@ -93,7 +93,11 @@ class WaitForDatabasePhase:
 
 
 class MigratePhase:
-    """Refuse several heads; bring the schema to head once across replicas (see ``migrator``)."""
+    """Refuse several heads; bring the schema to head once across replicas (see ``migrator``).
+
+    A restart of a release already verified is recognised first without Alembic
+    (``quickcheck``).
+    """
 
     name = "migrate"
 
@@ -101,6 +105,15 @@ class MigratePhase:
         return settings.migration_lock_timeout + 600
 
     def run(self, ctx: PhaseContext) -> None:
+        from . import quickcheck
+
+        verified = quickcheck.verified_restart(ctx.settings)
+        if verified is not None:  # a restart of a release already verified: Alembic not needed
+            ctx.log.info("migrate.up_to_date", revision=verified.revision, locked=False,
+                         drift_check="cached", drift_check_ms=verified.ms)
+            ctx.facts["head"] = verified.revision
+            ctx.facts["applied"] = []
+            return
         from . import migrator
 
         result = migrator.migrate_to_head(ctx.settings, ctx.signals, ctx.log)

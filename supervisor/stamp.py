@@ -11,24 +11,26 @@ same release skip the comparison.
 
 from __future__ import annotations
 
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .exitcodes import ExitCode, SupervisorError
 
 STAMP_TABLE = "jarlpm_environment"
+# The stamp row as JSON (whichever columns this version of the table has).
+ROW_SQL = f"SELECT to_jsonb(s) FROM {STAMP_TABLE} s LIMIT 1"
+EXISTS_SQL = "SELECT to_regclass(current_schema() || '.' || %(t)s) IS NOT NULL"
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 
 def _row(conn: sa.Connection) -> dict[str, Any] | None:
     """The stamp row as a dict (whichever columns this version of the table has), or None."""
-    exists = conn.exec_driver_sql(
-        "SELECT to_regclass(current_schema() || '.' || %(t)s) IS NOT NULL", {"t": STAMP_TABLE}
-    ).scalar_one()
+    exists = conn.exec_driver_sql(EXISTS_SQL, {"t": STAMP_TABLE}).scalar_one()
     if not exists:
         return None
-    row = conn.exec_driver_sql(f"SELECT to_jsonb(s) FROM {STAMP_TABLE} s LIMIT 1").scalar()
+    row = conn.exec_driver_sql(ROW_SQL).scalar()
     return dict(row) if row else None
 
 
@@ -44,7 +46,11 @@ def satisfied(conn: sa.Connection, environment: str) -> bool:
     A database migrated before the supervisor existed (``alembic upgrade head``) is
     at head but unstamped: the first production start must stamp it all the same.
     """
-    row = _row(conn)
+    return row_satisfies(_row(conn), environment)
+
+
+def row_satisfies(row: dict[str, Any] | None, environment: str) -> bool:
+    """``satisfied`` for a stamp row already read (None: no stamp table or no row)."""
     if row is None or "models_checked" not in row:
         return False
     return bool(row["environment"] == "production" or row["environment"] == environment)

@@ -58,6 +58,61 @@ class TestDriverMapping:
         assert "pw@" not in str(info.value)
 
 
+class TestParse:
+    """The URL is read without SQLAlchemy, exactly as SQLAlchemy (the app's engine) reads it."""
+
+    SAMPLES = [
+        "postgresql://app:pw@db:5432/jarlpm",
+        "postgres://app@db/jarlpm",
+        f"postgresql://app:{SPECIAL_ENCODED}@db/jarlpm?sslmode=require",
+        "postgresql://app:pa/ss#w?rd:x@db:6432/jarlpm?sslmode=verify-full&application_name=a",
+        "postgresql://app:50%off@db/jarlpm",
+        "postgresql://app:pw@[::1]:5433/jarlpm",
+        "postgresql://app:pw@/jarlpm?host=/var/run/postgresql",
+        "postgresql:///jarlpm",
+        "postgresql+psycopg2://app:pw@db/my%20db",
+        "postgresql://app:pw@db/jarlpm?options=-c%20statement_timeout%3D5000&options=-c%20x%3D1",
+    ]
+
+    @pytest.mark.parametrize("raw", SAMPLES)
+    def test_agrees_with_sqlalchemy(self, raw: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        theirs = make_url(raw)
+        ours = dburl.parse(raw)
+        assert (ours.user, ours.password, ours.host or None, ours.port, ours.database) == \
+            (theirs.username, theirs.password, theirs.host, theirs.port, theirs.database)
+        assert dict(dburl.to_sqlalchemy_url(raw).query) == dict(theirs.query)
+
+    @pytest.mark.parametrize("raw", SAMPLES)
+    def test_libpq_dsn_round_trips(self, raw: str) -> None:
+        """What libpq gets decodes to the same parts (psycopg2's own URI parser decides)."""
+        from psycopg2.extensions import parse_dsn
+
+        ours = dburl.parse(raw)
+        theirs = parse_dsn(dburl.libpq_dsn(raw))
+        assert theirs.get("user") == ours.user and theirs.get("password") == ours.password
+        assert theirs.get("dbname") == ours.database
+        assert theirs.get("port") == (str(ours.port) if ours.port else None)
+        if ours.host:
+            assert theirs.get("host") == ours.host
+
+    def test_password_with_url_delimiters(self) -> None:
+        """A generated password may hold "/", "#" or "?" unencoded: it still ends at the "@"."""
+        parts = dburl.parse("postgresql://app:pa/ss#w?rd@db:6432/jarlpm")
+        assert (parts.password, parts.host, parts.port, parts.database) == ("pa/ss#w?rd", "db", 6432, "jarlpm")
+
+    def test_no_sqlalchemy_needed(self) -> None:
+        """validate_env and the probes parse URLs in processes that never import SQLAlchemy."""
+        import subprocess
+        import sys
+
+        code = ("import sys; from supervisor import dburl; dburl.validate('postgresql://a:b@h/d'); "
+                "dburl.libpq_dsn('postgresql://a:b@h/d'); dburl.describe('postgresql://a:b@h/d'); "
+                "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported'")
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
 class TestRedact:
     """Passwords are masked wherever they appear: in URLs, keyword strings, and as registered secrets."""
 
