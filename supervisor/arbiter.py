@@ -66,6 +66,7 @@ class Arbiter:
         self.last_exit: dict[int, dict[str, Any]] = {}
         self.reloads = 0
         self.reload_child: PhaseChild | None = None
+        self.phase_child: PhaseChild | None = None  # the start-up phases' runner, while it runs
         # Replacements that import the new code while the reload's migration runs.
         self.spares: dict[int, ServerProcess] = {}
         self.reload_aborted = False
@@ -516,6 +517,8 @@ class Arbiter:
                 "last_exit": self.last_exit.get(slot),
                 "restart_in_s": round(self.restart_due[slot] - now, 1) if slot in self.restart_due else None,
             })
+        phases = self.phase_child or self.reload_child
         return {"state": self.state, "ready": self.announced_ready and self.healthy(),
+                "phase": phases.current_phase if phases is not None else None,
                 "uptime_s": round(now - self.started_at, 1), "reloads": self.reloads,
                 "listen": f"{self.settings.host}:{self.settings.port}", "workers": workers}

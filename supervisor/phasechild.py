@@ -35,6 +35,7 @@ class PhaseChild:
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.failure: dict[str, Any] | None = None
+        self.current_phase: str | None = None  # for `jarlpm status` while it runs
         self.process = subprocess.Popen(
             [sys.executable, "-m", "supervisor.phaserun", *names],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
@@ -51,6 +52,8 @@ class PhaseChild:
         return self.process.pid
 
     def _emit(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "phase.started":
+            self.current_phase = str(event.get("phase"))
         if event.get("event") in ("phase.failed", "supervisor.crashed"):
             self.failure = dict(event)
         logsetup.relay_line(event)

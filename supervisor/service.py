@@ -125,7 +125,7 @@ def run(check_only: bool = False) -> int:
                 runner.run(EmbeddedDatabasePhase())
             env = _server_env(ctx.settings)
             with notifier.keepalive():
-                _run_database_phases(DATABASE_PHASES, ctx.settings, env, signals, notifier)
+                _run_database_phases(DATABASE_PHASES, ctx.settings, env, signals, notifier, arbiter)
             arbiter.settings = ctx.settings
             arbiter.env = env
             arbiter.reload_phases = ["migrate"]
@@ -160,21 +160,30 @@ DATABASE_PHASES = ["wait_for_db", "migrate", "warm_pool"]
 
 
 def _run_database_phases(names: list[str], settings: config.Settings, env: dict[str, str],
-                         signals: SignalQueue, notifier: Notifier) -> None:
-    """Run the phases in a ``phaserun`` child (see there why), forwarding stop signals to it."""
+                         signals: SignalQueue, notifier: Notifier, arbiter: Arbiter) -> None:
+    """Run the phases in a ``phaserun`` child (see there why), forwarding stop signals to it.
+
+    ``jarlpm status`` is answered meanwhile (state ``starting`` and the phase), since a
+    wait for the database or for another replica's migration can last minutes.
+    """
     from .phasechild import PhaseChild
 
     notifier.extend_timeout(settings.db_wait_timeout + settings.migration_lock_timeout + 660)
-    child = PhaseChild(names, env)
-    while True:
-        with contextlib.suppress(InterruptedError):
-            select.select([signals.fileno], [], [], 0.2)
-        for sig in signals.drain():
-            if sig in STOP_SIGNALS:
-                child.request_stop(signal.SIGKILL if sig == signal.SIGQUIT else signal.SIGTERM)
-        pid, status = os.waitpid(child.pid, os.WNOHANG)
-        if pid:
-            break
+    child = arbiter.phase_child = PhaseChild(names, env)
+    try:
+        while True:
+            fds = [signals.fileno] + ([arbiter.status.fileno()] if arbiter.status is not None else [])
+            with contextlib.suppress(InterruptedError):
+                select.select(fds, [], [], 0.2)
+            for sig in signals.drain():
+                if sig in STOP_SIGNALS:
+                    child.request_stop(signal.SIGKILL if sig == signal.SIGQUIT else signal.SIGTERM)
+            arbiter.serve_status()
+            pid, status = os.waitpid(child.pid, os.WNOHANG)
+            if pid:
+                break
+    finally:
+        arbiter.phase_child = None
     outcome = child.outcome(status)
     if outcome.kind == "interrupted" or signals.stop_pending():
         raise StopRequested(signals.name(signals.stop_signal or signal.SIGTERM))

@@ -12,7 +12,9 @@ from .exitcodes import ExitCode
 
 def render(snapshot: dict[str, Any]) -> str:
     lines = [
-        f"state: {snapshot.get('state')}   ready: {'yes' if snapshot.get('ready') else 'no'}   "
+        f"state: {snapshot.get('state')}"
+        + (f" (phase {snapshot['phase']})" if snapshot.get("phase") else "")
+        + f"   ready: {'yes' if snapshot.get('ready') else 'no'}   "
         f"listen: {snapshot.get('listen')}   uptime: {snapshot.get('uptime_s')}s   "
         f"reloads: {snapshot.get('reloads', 0)}",
         f"{'worker':>6}  {'pid':>8}  {'ready':>5}  {'uptime':>9}  {'restarts':>8}  last exit",

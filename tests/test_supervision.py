@@ -329,6 +329,25 @@ class TestStatusCommand:
         assert missing.returncode == 69 and "no running supervisor" in missing.stderr
 
 
+    def test_status_during_the_start_up_phases(self, tmp_path: Path) -> None:
+        """While it waits for a database that is not there yet, status says so instead of timing out."""
+        state_dir = tmp_path / "run"
+        env = base_env("postgresql://app:pw@127.0.0.1:9/jarlpm", DB_WAIT_TIMEOUT="120",
+                       JARLPM_STATE_DIR=str(state_dir), **SAMPLE)
+        query_env = {**env, "PYTHONPATH": str(REPO)}
+        with running(env) as sup:
+            sup.wait_event("db.wait.retry", timeout=60)
+            out = subprocess.run([sys.executable, "-m", "supervisor", "status", "--json"], env=query_env,
+                                 capture_output=True, text=True, timeout=30)
+            assert out.returncode == 0, out.stderr
+            snapshot = json.loads(out.stdout)
+            assert (snapshot["state"], snapshot["phase"], snapshot["ready"]) == ("starting", "wait_for_db", False)
+            human = subprocess.run([sys.executable, "-m", "supervisor", "status"], env=query_env,
+                                   capture_output=True, text=True, timeout=30)
+            assert "state: starting (phase wait_for_db)" in human.stdout
+            sup.signal(signal.SIGTERM)
+            assert sup.wait_exit() == 0
+
 class TestStartupHang:
     """A process stuck in lifespan startup is treated like a hang, and counts toward the crash loop."""
 
