@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import pwd
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import pgguard
 from .exitcodes import ExitCode, SupervisorError
 from .paths import repo_root
 from .pgcluster import SUPERUSER, ClusterError, LocalPostgres, free_port
@@ -49,17 +48,6 @@ class EmbeddedDatabase:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.guard.wait(10)
         self.log.info("embedded_db.stopped", datadir=str(self.cluster.datadir))
-
-
-def _start_guard(cluster: LocalPostgres) -> subprocess.Popen[bytes]:
-    """A process that stops the cluster when our end of its stdin pipe closes (we died)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "supervisor.pgguard", str(cluster.datadir / "postmaster.pid"),
-         json.dumps(cluster.stop_command())],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, cwd="/",
-        env={**os.environ, "PYTHONPATH": str(repo_root())},
-    )
 
 
 def _postgres_can_enter(path: Path) -> bool:
@@ -118,4 +106,4 @@ def start(log: Any) -> EmbeddedDatabase:
     url = cluster.url(APP_DATABASE, user=APP_USER, password=APP_PASSWORD)
     log.info("embedded_db.started", datadir=str(datadir), port=cluster.port, created=first,
              url=url)
-    return EmbeddedDatabase(cluster=cluster, url=url, log=log, guard=_start_guard(cluster))
+    return EmbeddedDatabase(cluster=cluster, url=url, log=log, guard=pgguard.watch(cluster))

@@ -1,17 +1,36 @@
-"""Stops development mode's embedded PostgreSQL if the supervisor dies without stopping it.
+"""Stops a PostgreSQL cluster we started if we die without stopping it.
 
-``pg_ctl start`` daemonises the server, so killing the supervisor with SIGKILL would
-leave it running.  The supervisor starts this guard in its own session with a pipe
-on standard input; the pipe reaches end of file when the supervisor exits in any
-way, and then the guard runs the stop command (a no-op after an orderly stop).
+``pg_ctl start`` daemonises the server, so killing its owner (development mode's
+supervisor, or a test run) with SIGKILL would leave it running.  The owner starts
+this guard (``watch``) in its own session with a pipe on standard input; the pipe
+reaches end of file when the owner exits in any way, and then the guard runs the
+stop command (a no-op after an orderly stop).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .pgcluster import LocalPostgres
+
+
+def watch(cluster: LocalPostgres) -> subprocess.Popen[bytes]:
+    """Start the guard of ``cluster``; close its stdin (or exit) to let it go."""
+    from .paths import repo_root
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "supervisor.pgguard", str(cluster.datadir / "postmaster.pid"),
+         json.dumps(cluster.stop_command())],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, cwd="/",
+        env={**os.environ, "PYTHONPATH": str(repo_root())},
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -16,8 +16,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from pgfixtures import (  # noqa: E402
     ExternalPostgres,
     drop_database,
-    make_cluster,
     new_app_database,
+    throwaway_cluster,
 )
 
 from supervisor.pgcluster import LocalPostgres  # noqa: E402
@@ -30,11 +30,8 @@ def pg_server() -> Iterator[LocalPostgres | ExternalPostgres]:
     if external:
         yield ExternalPostgres(external)
         return
-    cluster = make_cluster(max_connections=200)
-    try:
+    with throwaway_cluster(max_connections=200) as cluster:
         yield cluster
-    finally:
-        cluster.destroy()
 
 
 @pytest.fixture
@@ -50,8 +47,5 @@ def app_db(pg_server: LocalPostgres | ExternalPostgres) -> Iterator[str]:
 @pytest.fixture
 def own_cluster() -> Iterator[LocalPostgres]:
     """A cluster of the test's own, to stop and start (fault tests)."""
-    cluster = make_cluster()
-    try:
+    with throwaway_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.destroy()

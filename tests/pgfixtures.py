@@ -2,28 +2,49 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
+import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
+from supervisor import pgguard
 from supervisor.pgcluster import LocalPostgres
 
 APP_ROLE = "jarlpm_app"
 APP_PASSWORD = "s3cret-app-pw"
 
 
-def make_cluster(**kwargs: object) -> LocalPostgres:
-    """Create and start a cluster in a fresh directory under /tmp (traversable by postgres)."""
+@contextlib.contextmanager
+def throwaway_cluster(**kwargs: object) -> Iterator[LocalPostgres]:
+    """A cluster started in a fresh directory under /tmp (traversable by postgres), destroyed after.
+
+    A guard stops it even when the test run itself is killed (SIGKILL, a CI timeout),
+    so no PostgreSQL outlives the run.
+    """
     base = Path(tempfile.mkdtemp(prefix="jarlpm-test-pg-"))
     os.chmod(base, 0o755)
     cluster = LocalPostgres(base / "data", **kwargs)  # type: ignore[arg-type]
-    cluster.init()
-    cluster.start()
-    return cluster
+    guard = None
+    try:
+        cluster.init()
+        cluster.start()
+        guard = pgguard.watch(cluster)
+        yield cluster
+    finally:
+        cluster.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+        if guard is not None:
+            assert guard.stdin is not None
+            guard.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                guard.wait(10)
 
 
 class ExternalPostgres:

@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg2
 import pytest
-from pgfixtures import APP_PASSWORD, APP_ROLE, make_cluster, new_app_database
+from pgfixtures import APP_PASSWORD, APP_ROLE, new_app_database, throwaway_cluster
 from procs import APPS, Supervisor, base_env, http_get, running, wait_for
 
 from supervisor import status
@@ -300,30 +300,29 @@ class TestDatabaseAtCapacity:
 
     def test_database_at_capacity(self, tmp_path: Path) -> None:
         """Refused overflow connections give 503s and database_at_capacity with max_connections."""
-        cluster: LocalPostgres = make_cluster(max_connections=12)
         hogs: list[Any] = []
-        try:
-            _, url = new_app_database(cluster)
-            with pool_server(url, tmp_path, DB_MAX_OVERFLOW="4") as sup, Watchdog(sup, tmp_path) as dog:
-                occupy_every_slot(cluster, dbname(url), hogs)
-                results = burst(sup.port, "/test/query?s=1", 6)
-                assert_503s(results)
-                event = sup.wait_event("db.pool.exhausted", timeout=10)
-                assert_within_two_seconds(sup, event, trigger="db.unavailable")
-                assert event["diagnosis"] == "database_at_capacity"
-                assert (event["pool_size"], event["max_overflow"]) == (2, 4)
-                assert event["trigger"]["kind"] == "refused"
-                database = event["database"]
-                assert database["max_connections"] == 12 and database["reserved_connections"] == 3
-                assert database["reachable"] is False  # no slot left for the diagnosis either
-                assert "max_connections=12 (3 reserved for superusers)" in event["hint"]
-                assert "the deployment 6" in event["hint"]
-                dog.assert_responsive()
-            assert_no_500(sup)
-        finally:
-            for conn in hogs:
-                conn.close()
-            cluster.destroy()
+        with throwaway_cluster(max_connections=12) as cluster:
+            try:
+                _, url = new_app_database(cluster)
+                with pool_server(url, tmp_path, DB_MAX_OVERFLOW="4") as sup, Watchdog(sup, tmp_path) as dog:
+                    occupy_every_slot(cluster, dbname(url), hogs)
+                    results = burst(sup.port, "/test/query?s=1", 6)
+                    assert_503s(results)
+                    event = sup.wait_event("db.pool.exhausted", timeout=10)
+                    assert_within_two_seconds(sup, event, trigger="db.unavailable")
+                    assert event["diagnosis"] == "database_at_capacity"
+                    assert (event["pool_size"], event["max_overflow"]) == (2, 4)
+                    assert event["trigger"]["kind"] == "refused"
+                    database = event["database"]
+                    assert database["max_connections"] == 12 and database["reserved_connections"] == 3
+                    assert database["reachable"] is False  # no slot left for the diagnosis either
+                    assert "max_connections=12 (3 reserved for superusers)" in event["hint"]
+                    assert "the deployment 6" in event["hint"]
+                    dog.assert_responsive()
+                assert_no_500(sup)
+            finally:
+                for conn in hogs:
+                    conn.close()
 
 
 def occupy_every_slot(cluster: LocalPostgres, name: str, into: list[Any]) -> None:
