@@ -47,3 +47,9 @@ class TestRender:
         text = render({"state": "starting", "ready": False})
         assert "state: starting" in text and "ready: no" in text and "reloads: 0" in text
         assert len(text.splitlines()) == 2
+
+    def test_phase_while_starting(self) -> None:
+        """During the start-up phases (or a reload's migration) the header names the phase."""
+        header = render({**SNAPSHOT, "state": "starting", "ready": False, "phase": "migrate"}).splitlines()[0]
+        assert header.startswith("state: starting (phase migrate)   ready: no")
+        assert "phase" not in render({**SNAPSHOT, "phase": None}).splitlines()[0]
