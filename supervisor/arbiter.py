@@ -500,7 +500,7 @@ class Arbiter:
     # -- status ----------------------------------------------------------------------------
     def serve_status(self) -> None:
         if self.status is not None:
-            self.status.serve_pending(self.snapshot())
+            self.status.serve_pending(self.snapshot)
 
     def snapshot(self) -> dict[str, Any]:
         now = time.monotonic()

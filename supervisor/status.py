@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +50,19 @@ class StatusServer:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def serve_pending(self, snapshot: dict[str, Any]) -> None:
-        payload = json.dumps(snapshot, default=str).encode() + b"\n"
+    def serve_pending(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+        """Answer the clients waiting now; the snapshot is taken only if there is one.
+
+        Called on every turn of the supervision loop, which is idle nearly always.
+        """
+        payload: bytes | None = None
         while True:
             try:
                 client, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
+            if payload is None:
+                payload = json.dumps(snapshot(), default=str).encode() + b"\n"
             with contextlib.suppress(OSError), client:
                 client.settimeout(1.0)
                 client.sendall(payload)
