@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import report
+from bench import contention, report
 from bench.context import Context, Options
 from bench.model import ERROR, ScenarioResult
 from bench.paths import RESULTS
@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--relay-lines", type=int, help="log relay: lines per run (default 50000)")
     parser.add_argument("--throughput-seconds", type=float,
                         help="instrumentation overhead: load seconds per run (default 5)")
+    parser.add_argument("--busy", type=int,
+                        help="run N busy loops throughout, to measure on a machine whose cores are busy")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs of every run)")
     return parser
 
@@ -52,7 +54,7 @@ def options_from(args: argparse.Namespace) -> Options:
         overrides["admin_url"] = args.admin_url
     if args.no_supervisord:
         overrides["with_supervisord"] = False
-    for name in ("idle_seconds", "relay_lines", "throughput_seconds"):
+    for name in ("idle_seconds", "relay_lines", "throughput_seconds", "busy"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     return Options.smoke_run(**overrides) if args.smoke else Options(**overrides)  # type: ignore[arg-type]
@@ -91,8 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx.progress("starting PostgreSQL" if not opts.admin_url else "using the given PostgreSQL")
         db.start()
         ctx.prepare()
-        for key in selected:
-            results.append(run_scenario(ctx, key, REGISTRY[key]))
+        with contention.busy_loops(opts.busy):
+            for key in selected:
+                results.append(run_scenario(ctx, key, REGISTRY[key]))
     finally:
         db.close()
         if not args.keep:

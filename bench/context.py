@@ -32,6 +32,7 @@ class Options:
     relay_lines: int = 50_000
     throughput_seconds: float = 5.0
     pending_revisions: int = 10
+    busy: int = 0  # busy loops running throughout (bench/contention.py)
 
     @classmethod
     def smoke_run(cls, **overrides: object) -> Options:

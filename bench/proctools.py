@@ -72,6 +72,20 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of ``root`` and its live descendants, including what they spent in children they reaped.
+
+    The shell chain's ``alembic`` and the supervisor's phase runner have exited by the
+    first 200: each is counted in its parent's cutime/cstime.
+    """
+    total = 0
+    for pid in [root, *descendants(root)]:
+        fields = _stat_fields(pid)
+        if fields:
+            total += sum(int(value) for value in fields[11:15])
+    return total / CLOCK_TICKS
+
+
 def rss_kb(pid: int) -> int | None:
     """VmRSS of this one process, in KiB."""
     try:

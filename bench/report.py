@@ -160,7 +160,9 @@ def markdown(meta_: dict[str, Any], results: list[ScenarioResult]) -> str:
         f"(commit {meta_['commit']}{', uncommitted changes' if meta_['worktree_dirty'] else ''}).  ",
         f"Machine: {machine['cpus']} CPU(s), {machine['cpu']}, Linux {machine['kernel']}, "
         f"Python {machine['python']}; load average {machine['loadavg_at_start'][0]} at the start, "
-        f"{machine['loadavg_at_end'][0]} at the end.  ",
+        f"{machine['loadavg_at_end'][0]} at the end"
+        + (f"; **{opts['busy']} busy loop(s) ran throughout** (`--busy`)" if opts.get("busy") else "")
+        + ".  ",
         f"Versions: {versions}.  ",
         f"Medians over {opts['reps']} interleaved repetition(s) per contender"
         f"{' (SMOKE RUN: not a measurement)' if opts['smoke'] else ''}. "

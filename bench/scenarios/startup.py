@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import servers, stats
+from bench import proctools, servers, stats
 from bench.context import Context
 from bench.harness import Builder, fresh_database, launched
 from bench.model import Row, ScenarioResult
@@ -41,7 +41,9 @@ def _one(ctx: Context, label: str, variant: str, ini: Path | None, expect: str |
             launched(ctx, _builder(label, ini), url, f"startup-{variant}-{label}") as server:
         assert server.ready_s is not None
         seconds = server.ready_s
-        run: dict[str, object] = {"contender": label, "variant": variant, "seconds": round(seconds, 4)}
+        cpu = proctools.tree_cpu_seconds(server.pid)
+        run: dict[str, object] = {"contender": label, "variant": variant, "seconds": round(seconds, 4),
+                                  "cpu_s": round(cpu, 3)}
         if expect:
             dbname = url.rsplit("/", 1)[-1]
             rows = ctx.db.execute("SELECT version_num FROM alembic_version", dbname=dbname)
@@ -74,7 +76,19 @@ def run(ctx: Context) -> ScenarioResult:
             ctx.progress(f"startup {variant:7s} {label:12s} {run_['seconds']:.3f}s")
             result.runs.append(run_)
         result.rows.append(_row(result.runs, variant, contenders, opts.pending_revisions))
+    for variant, _, _ in variants:
+        result.rows.append(_cpu_row(result.runs, variant, contenders))
     return result
+
+
+def _cpu_row(runs: list[dict[str, object]], variant: str, contenders: list[str]) -> Row:
+    """CPU of the whole process tree until the first 200: what decides when no core is free."""
+    values = {label: stats.median([float(r["cpu_s"]) for r in runs  # type: ignore[arg-type]
+                                   if r["variant"] == variant and r["contender"] == label])
+              for label in contenders}
+    ratio = stats.ratio(values.get("supervisor"), values.get("shell chain"))
+    return Row(f"CPU until the first 200 (whole process tree), {variant}", "s", values, ratio=ratio,
+               baseline="shell chain" if ratio is not None else None)
 
 
 def _row(runs: list[dict[str, object]], variant: str, contenders: list[str], pending: int) -> Row:
