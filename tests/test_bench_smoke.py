@@ -29,7 +29,8 @@ def smoke(pg_server: LocalPostgres | ExternalPostgres, tmp_path_factory: pytest.
     out = tmp_path_factory.mktemp("bench")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "JARLPM_", "DB_"))}
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--admin-url", admin_url(pg_server)],
+        [sys.executable, "-m", "bench", "--smoke", "--busy", "1", "--out", str(out),
+         "--admin-url", admin_url(pg_server)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=100,
     )
     return out, proc
@@ -60,6 +61,10 @@ class TestBenchSmoke:
         startup = data["scenarios"]["startup"]
         assert [run["contender"] for run in startup["runs"]] == ["supervisor"]
         assert startup["rows"][0]["values"]["supervisor"] > 0
+        cpu = [row for row in startup["rows"] if row["figure"].startswith("CPU until the first 200")]
+        assert cpu and cpu[0]["values"]["supervisor"] > 0
+        assert startup["runs"][0]["cpu_s"] > 0
+        assert data["meta"]["options"]["busy"] == 1
         relay = data["scenarios"]["relay"]["rows"][0]
         assert relay["values"]["supervisor"] > 0 and relay["values"]["direct"] > 0
         assert relay["ratio"] is not None
@@ -68,5 +73,7 @@ class TestBenchSmoke:
     def test_writes_markdown_and_png(self, smoke: Smoke) -> None:
         """latest.md carries the table and latest.png is a PNG image."""
         out, _ = smoke
-        assert "| Figure | Supervisor | Baselines | Ratio | Target |" in (out / "latest.md").read_text()
+        markdown = (out / "latest.md").read_text()
+        assert "| Figure | Supervisor | Baselines | Ratio | Target |" in markdown
+        assert "1 busy loop(s) ran throughout" in markdown
         assert (out / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
