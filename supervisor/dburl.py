@@ -118,23 +118,12 @@ def to_sqlalchemy_url(raw: str) -> URL:
     """The URL for SQLAlchemy, with the psycopg2 driver named; query parameters kept as they are.
 
     SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, which is not installed
-    (``No module named 'psycopg'``), so the driver is always named explicitly.  Built
-    from ``parse`` so that the supervisor's probes and the app's engine read a URL alike.
+    (``No module named 'psycopg'``), so the driver is always named explicitly.  Read
+    through ``parse`` first, so that a URL the probes accept is the URL the engine gets.
     """
-    from urllib.parse import parse_qsl
+    from sqlalchemy.engine import make_url
 
-    from sqlalchemy.engine import URL
-
-    parts = parse(raw)
-    query: dict[str, str | list[str]] = {}
-    for key, value in parse_qsl(parts.query):
-        if key in query:
-            previous = query[key]
-            query[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
-        else:
-            query[key] = value
-    return URL.create("postgresql+psycopg2", username=parts.user, password=parts.password,
-                      host=parts.host or None, port=parts.port, database=parts.database, query=query)
+    return make_url(parse(raw).libpq()).set(drivername="postgresql+psycopg2")
 
 
 def normalise(raw: str) -> str:

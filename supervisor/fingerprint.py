@@ -112,7 +112,8 @@ def code_roots(ini: Path) -> tuple[Path, list[str]] | None:
         return None
     if not location or (":" in location and not os.path.isabs(location)):
         return None  # unset, or a package resource ("pkg:migrations")
-    if prepend and separator not in _SEPARATORS:
+    if not prepend:
+        return ini.parent / location, []
+    if separator not in _SEPARATORS:
         return None  # the deprecated splitting on spaces, commas and colons
-    paths = [p.strip() for p in prepend.split(_SEPARATORS[separator or "os"]) if p] if prepend else []
-    return ini.parent / location, paths
+    return ini.parent / location, [p.strip() for p in prepend.split(_SEPARATORS[separator]) if p]

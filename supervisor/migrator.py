@@ -142,15 +142,18 @@ def verify_models(cfg: Config, script: ScriptDirectory, conn: sa.Connection, hea
     """
     started = time.monotonic()
     code = drift.code_digest(cfg, script)
-    before = fingerprint.compose(head, code, drift.catalog_digest(conn)) if code else None
+
+    def fingerprint_now() -> str | None:
+        return fingerprint.compose(head, code, drift.catalog_digest(conn)) if code else None
+
+    before = fingerprint_now()
     if before and not force and stamp.models_checked(conn) == before:
         conn.rollback()
         return DriftCheck("cached", _ms_since(started))
     differences = drift.compare(cfg, script, conn)
     if not differences:
         # Remember it only if the schema did not move during the comparison.
-        if before and code and before == fingerprint.compose(head, code, drift.catalog_digest(conn)) \
-                and stamp.read(conn):
+        if before and before == fingerprint_now() and stamp.read(conn):
             stamp.record_models_checked(conn, before)
         return DriftCheck("compared", _ms_since(started))
     now_at = current_revisions(conn)

@@ -16,14 +16,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .paths import repo_root
+
 if TYPE_CHECKING:
     from .pgcluster import LocalPostgres
 
 
 def watch(cluster: LocalPostgres) -> subprocess.Popen[bytes]:
     """Start the guard of ``cluster``; close its stdin (or exit) to let it go."""
-    from .paths import repo_root
-
     return subprocess.Popen(
         [sys.executable, "-m", "supervisor.pgguard", str(cluster.datadir / "postmaster.pid"),
          json.dumps(cluster.stop_command())],

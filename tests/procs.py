@@ -86,7 +86,7 @@ class Supervisor:
             if hits:
                 return hits[0]
             if self.proc.poll() is not None:
-                time.sleep(0.2)
+                self._drain()  # what it wrote before exiting may still be in the pipe
                 hits = self.find(event, **match)
                 if hits:
                     return hits[0]
@@ -103,9 +103,13 @@ class Supervisor:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"supervisor did not exit within {timeout}s\n{self.dump()}") from None
-        for thread in self._threads:
-            thread.join(5)
+        self._drain()
         return code
+
+    def _drain(self, timeout: float = 5) -> None:
+        """Wait until the readers have read the pipes to their end (bounded: a leftover may hold them)."""
+        for thread in self._threads:
+            thread.join(timeout)
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
