@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 
 from bench.paths import BIN, PYTHON, REPO
-from supervisor.pgcluster import LocalPostgres
+from supervisor.database.pgcluster import LocalPostgres
 
 APP_ROLE_PREFIX = "jarlpm_bench_"
 

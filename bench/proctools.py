@@ -59,7 +59,7 @@ def descendants(root: int) -> list[int]:
 
 def is_server_process(argv: list[str]) -> bool:
     """A uvicorn server: the supervisor's worker, or the ``uvicorn`` script (not a shell naming it)."""
-    if "supervisor.worker" in argv:
+    if "supervisor.server.worker" in argv:
         return True
     return any(os.path.basename(arg) == "uvicorn" for arg in argv[:2])
 

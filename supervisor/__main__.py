@@ -1,5 +1,5 @@
 """``python -m supervisor …`` is the same as ``jarlpm …``."""
 
-from .main import entrypoint
+from supervisor.main import entrypoint
 
 entrypoint()

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .exitcodes import ExitCode
+from supervisor.contract.exitcodes import ExitCode
 
 
 class UsageError(Exception):
@@ -20,19 +20,19 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_run(_args: argparse.Namespace) -> int:
-    from . import service
+    from supervisor.supervision import service
 
     return service.run()
 
 
 def _cmd_check(_args: argparse.Namespace) -> int:
-    from . import service
+    from supervisor.supervision import service
 
     return service.run(check_only=True)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from . import statuscli
+    from supervisor.supervision import statuscli
 
     return statuscli.main(as_json=args.json)
 
@@ -62,12 +62,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the raw JSON snapshot")
     status.set_defaults(handler=_cmd_status)
     if command == "migrate":
-        from . import migrate_cli
+        from supervisor.migrations import cli
 
-        migrate_cli.add_parser(sub)
+        cli.add_parser(sub)
     else:
         sub.add_parser("migrate", help="apply, revert, inspect and create migrations")
-    from .explain import cli as explain_cli
+    from supervisor.explain import cli as explain_cli
 
     explain_cli.add_parser(sub)
     return parser

@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import dburl
-from .config import Settings
-from .exitcodes import ExitCode, StopRequested, SupervisorError
-from .notify import Notifier
-from .signals import SignalQueue
+from supervisor.contract import dburl
+from supervisor.contract.config import Settings
+from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
+from supervisor.supervision.notify import Notifier
+from supervisor.supervision.signals import SignalQueue
 
 
 @dataclass
@@ -60,7 +60,7 @@ class EmbeddedDatabasePhase:
         return 120
 
     def run(self, ctx: PhaseContext) -> None:
-        from . import embedded
+        from supervisor.database import embedded
 
         database = embedded.start(ctx.log)
         ctx.on_stop.append(database.stop)
@@ -80,7 +80,7 @@ class WaitForDatabasePhase:
         return settings.db_wait_timeout + 10
 
     def run(self, ctx: PhaseContext) -> None:
-        from . import dbprobe
+        from supervisor.database import probe
 
         assert ctx.settings.database_url is not None
         urls = [ctx.settings.database_url]
@@ -88,7 +88,7 @@ class WaitForDatabasePhase:
             urls.append(ctx.settings.database_direct_url)
         attempts = 0
         for url in urls:
-            attempts += dbprobe.wait_for_database(url, ctx.settings.db_wait_timeout, ctx.signals, ctx.log)
+            attempts += probe.wait_for_database(url, ctx.settings.db_wait_timeout, ctx.signals, ctx.log)
         ctx.facts["db_attempts"] = attempts
 
 
@@ -105,7 +105,7 @@ class MigratePhase:
         return settings.migration_lock_timeout + 600
 
     def run(self, ctx: PhaseContext) -> None:
-        from . import quickcheck
+        from supervisor.migrations import quickcheck
 
         verified = quickcheck.verified_restart(ctx.settings)
         if verified is not None:  # a restart of a release already verified: Alembic not needed
@@ -114,7 +114,7 @@ class MigratePhase:
             ctx.facts["head"] = verified.revision
             ctx.facts["applied"] = []
             return
-        from . import migrator
+        from supervisor.migrations import migrator
 
         result = migrator.migrate_to_head(ctx.settings, ctx.signals, ctx.log)
         ctx.facts["head"] = result.head
@@ -132,19 +132,19 @@ class WarmPoolPhase:
     def run(self, ctx: PhaseContext) -> None:
         import psycopg2
 
-        from . import dberrors, dbprobe
+        from supervisor.database import errors, probe
 
         s = ctx.settings
         assert s.database_url is not None
         conns = []
         try:
             for _ in range(s.db_pool_size):
-                conns.append(dbprobe.connect(s.database_url, timeout=10))
+                conns.append(probe.connect(s.database_url, timeout=10))
             needed = s.workers * (s.db_pool_size + s.db_max_overflow)
-            budget = dbprobe.read_budget(conns[0], needed, exclude_own=len(conns))
+            budget = probe.read_budget(conns[0], needed, exclude_own=len(conns))
         except psycopg2.Error as exc:
-            diagnosis = dberrors.classify_exception(exc)
-            message = dburl.redact(dberrors.first_line(str(exc)))
+            diagnosis = errors.classify_exception(exc)
+            message = dburl.redact(errors.first_line(str(exc)))
             code = diagnosis.exit_code if not diagnosis.retryable else ExitCode.UNAVAILABLE
             hint = diagnosis.hint
             if "too many" in message or "remaining connection slots" in message:
@@ -181,7 +181,7 @@ def startup_phases(settings: Settings) -> list[Phase]:
 
 
 def database_phases(names: Sequence[str]) -> list[Phase]:
-    """The named database phases (run by ``phaserun`` in a child process), in the given order."""
+    """The named database phases (run by the phase process), in the given order."""
     known: dict[str, Callable[[], Phase]] = {
         "wait_for_db": WaitForDatabasePhase, "migrate": MigratePhase, "warm_pool": WarmPoolPhase,
     }

@@ -20,7 +20,7 @@ from pgfixtures import (  # noqa: E402
     throwaway_cluster,
 )
 
-from supervisor.pgcluster import LocalPostgres  # noqa: E402
+from supervisor.database.pgcluster import LocalPostgres  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
-from supervisor import pgguard
-from supervisor.pgcluster import LocalPostgres
+from supervisor.database import pgguard
+from supervisor.database.pgcluster import LocalPostgres
 
 APP_ROLE = "jarlpm_app"
 APP_PASSWORD = "s3cret-app-pw"

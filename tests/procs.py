@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from supervisor.pgcluster import free_port
+from supervisor.database.pgcluster import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 APPS = REPO / "tests" / "apps"

@@ -23,7 +23,7 @@ from jarlpm.stages import Stage
 from pgfixtures import new_app_database  # type: ignore[import-not-found]
 
 from alembic import command
-from supervisor.pgcluster import LocalPostgres, free_port
+from supervisor.database.pgcluster import LocalPostgres, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 STAGES = [stage.value for stage in Stage]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pgfixtures import ExternalPostgres  # type: ignore[import-not-found]
 
-from supervisor.pgcluster import LocalPostgres
+from supervisor.database.pgcluster import LocalPostgres
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ from alembic_copy import add_revision, copy_alembic
 from loadgen import Load
 from procs import APPS, REPO, Supervisor, base_env, running, wait_for
 
-from supervisor.pgcluster import LocalPostgres
+from supervisor.database.pgcluster import LocalPostgres
 
 SAMPLE = {"JARLPM_APP": "sampleapp:app", "JARLPM_APP_DIR": str(APPS)}
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from supervisor import arbiter
-from supervisor.backoff import RestartPolicy
-from supervisor.config import Settings, load_settings
-from supervisor.exitcodes import ExitCode
+from supervisor.contract.config import Settings, load_settings
+from supervisor.contract.exitcodes import ExitCode
+from supervisor.supervision import arbiter
+from supervisor.supervision.restart_policy import RestartPolicy
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "systemd" / "jarlpm.service"

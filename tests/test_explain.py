@@ -25,11 +25,17 @@ from alembic_copy import add_revision, copy_alembic
 from pgfixtures import new_app_database
 from procs import APPS, REPO, Supervisor, base_env, http_get, wait_for
 
+from supervisor.database.pgcluster import LocalPostgres
 from supervisor.explain import cli
 from supervisor.explain.incidents import Incident, group
-from supervisor.explain.reader import BadTime, EventReader, parse_line, parse_when, read_lines
+from supervisor.explain.reader import (
+    BadTime,
+    EventReader,
+    parse_line,
+    parse_when,
+    read_lines,
+)
 from supervisor.explain.verdict import decide
-from supervisor.pgcluster import LocalPostgres
 
 FIXTURES = Path(__file__).resolve().parent / "explain_fixtures"
 SAMPLE = {"JARLPM_APP": "sampleapp:app", "JARLPM_APP_DIR": str(APPS)}

@@ -30,8 +30,10 @@ from migration_fixtures import (
 )
 from procs import REPO, base_env
 
-from supervisor import logsetup, migrate_cli, migrate_ops, migrate_revisions, migrations
-from supervisor.exitcodes import ExitCode
+from supervisor.contract.exitcodes import ExitCode
+from supervisor.logs import logsetup
+from supervisor.migrations import alembic_api, operations, revisions
+from supervisor.migrations import cli as migrate_cli
 
 APP_TABLES = {"epics", "features", "user_stories"}
 ACTIONS = ("upgrade", "downgrade", "current", "history", "check", "revision", "merge")
@@ -98,7 +100,7 @@ def process(*args: str, env: dict[str, str]) -> Run:
 
 
 def history_order() -> list[str]:
-    script = migrations.script_directory(migrations.alembic_config())
+    script = alembic_api.script_directory(alembic_api.alembic_config())
     return [rev.revision for rev in reversed(list(script.walk_revisions()))]
 
 
@@ -116,15 +118,15 @@ class TestPureLogic:
         sql = ("BEGIN;\n-- Running downgrade b -> a\n\nDROP INDEX ix_b;\n\nALTER TABLE epics\n    DROP COLUMN x;\n"
                "\nCREATE TABLE keep (id int);\n\nDELETE FROM alembic_version WHERE version_num = 'a';\n"
                "\nTRUNCATE audit;\n\nCOMMIT;\n")
-        assert migrate_ops.destructive_statements(sql) == [
+        assert operations.destructive_statements(sql) == [
             "DROP INDEX ix_b", "ALTER TABLE epics DROP COLUMN x", "TRUNCATE audit"]
 
     def test_next_revision_id_follows_the_numbering(self) -> None:
-        script = migrations.script_directory(migrations.alembic_config())
+        script = alembic_api.script_directory(alembic_api.alembic_config())
         number = len(history_order()) + 1
-        assert migrate_revisions.next_revision_id(script, "Add priority to Epics!") == \
+        assert revisions.next_revision_id(script, "Add priority to Epics!") == \
             f"{number:04d}_add_priority_to_epics"
-        assert migrate_revisions.next_revision_id(script, "???") == f"{number:04d}_revision"
+        assert revisions.next_revision_id(script, "???") == f"{number:04d}_revision"
 
 
 class TestCommandLine:
@@ -264,7 +266,7 @@ class TestCurrentAndHistory:
         with psycopg2.connect(app_db) as holder:
             holder.autocommit = True
             with holder.cursor() as cur:
-                cur.execute("SELECT pg_advisory_lock(%s, %s), pg_backend_pid()", migrations.LOCK_KEYS)
+                cur.execute("SELECT pg_advisory_lock(%s, %s), pg_backend_pid()", alembic_api.LOCK_KEYS)
                 pid = cur.fetchone()[1]
             run = cli("current", env=env_of(app_db))
         holder.close()
@@ -367,7 +369,7 @@ class TestFailures:
         with psycopg2.connect(app_db) as holder:
             holder.autocommit = True
             with holder.cursor() as cur:
-                cur.execute("SELECT pg_advisory_lock(%s, %s), pg_backend_pid()", migrations.LOCK_KEYS)
+                cur.execute("SELECT pg_advisory_lock(%s, %s), pg_backend_pid()", alembic_api.LOCK_KEYS)
                 pid = cur.fetchone()[1]
             run = cli("upgrade", env=env_of(app_db, MIGRATION_LOCK_TIMEOUT="1"))
         holder.close()

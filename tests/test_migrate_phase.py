@@ -31,9 +31,10 @@ from migration_fixtures import (
 )
 from procs import APPS, Supervisor, base_env, running, wait_for
 
-from supervisor import config, drift, migrations, migrator
-from supervisor.exitcodes import ExitCode, SupervisorError
-from supervisor.signals import SignalQueue
+from supervisor.contract import config
+from supervisor.contract.exitcodes import ExitCode, SupervisorError
+from supervisor.migrations import alembic_api, drift, migrator
+from supervisor.supervision.signals import SignalQueue
 
 APP_TABLES = {"epics", "features", "user_stories"}
 
@@ -86,7 +87,7 @@ def active_sleep(url: str) -> int | None:
 
 def lock_holder(url: str) -> int | None:
     rows = query(url, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s"
-                      " AND objid = %s", *migrations.LOCK_KEYS)
+                      " AND objid = %s", *alembic_api.LOCK_KEYS)
     return int(rows[0][0]) if rows else None  # type: ignore[arg-type]
 
 
@@ -120,7 +121,7 @@ class TestUpToDate:
 
     def test_database_migrated_by_plain_alembic_gets_stamped(self, app_db: str) -> None:
         """A database brought to head by `alembic upgrade head` is stamped production on the first start."""
-        cfg = migrations.alembic_config(app_db)
+        cfg = alembic_api.alembic_config(app_db)
         from alembic import command
 
         command.upgrade(cfg, "head")
@@ -190,11 +191,11 @@ class TestDrift:
         """The environment stamp table exists but is no difference (env.py's include_object skips it)."""
         migrate(app_db)
         assert "jarlpm_environment" in tables_in(app_db)
-        cfg = migrations.alembic_config()
-        engine = migrations.engine_for(app_db)
+        cfg = alembic_api.alembic_config()
+        engine = alembic_api.engine_for(app_db)
         try:
             with engine.connect() as conn:
-                assert drift.compare(cfg, migrations.script_directory(cfg), conn) == []
+                assert drift.compare(cfg, alembic_api.script_directory(cfg), conn) == []
         finally:
             engine.dispose()
 
@@ -246,7 +247,7 @@ class TestPrivileges:
         finally:
             pg_server.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             pg_server.execute(f"DROP ROLE {role}")
-        first = migrations.script_directory(migrations.alembic_config()).get_base()
+        first = alembic_api.script_directory(alembic_api.alembic_config()).get_base()
         assert error.exit_code == ExitCode.NOPERM and error.fields["sqlstate"] == "42501"
         assert error.fields["revision"] == first and "GRANT" in error.hint
 
@@ -314,7 +315,7 @@ class TestReplicas:
         with connection(app_db) as holder:
             holder.autocommit = True
             with holder.cursor() as cur:
-                cur.execute("SELECT pg_advisory_lock(%s, %s), pg_backend_pid()", migrations.LOCK_KEYS)
+                cur.execute("SELECT pg_advisory_lock(%s, %s), pg_backend_pid()", alembic_api.LOCK_KEYS)
                 holder_pid = cur.fetchone()[1]
             with running(env_for(app_db, MIGRATION_LOCK_TIMEOUT="1")) as sup:
                 assert sup.wait_exit() == ExitCode.TEMPFAIL
@@ -430,7 +431,7 @@ class TestResetGuard:
         """Migrated outside the supervisor, then started once in production: a reset is refused."""
         from alembic import command
 
-        command.upgrade(migrations.alembic_config(app_db), "head")
+        command.upgrade(alembic_api.alembic_config(app_db), "head")
         migrate(app_db)
         error, _ = failure(app_db, JARLPM_ENV="development", DB_RESET_ON_STARTUP="true")
         assert error.exit_code == ExitCode.CONFIG and error.fields["stamped_environment"] == "production"

@@ -32,8 +32,8 @@ import pytest
 from migration_fixtures import make_alembic, query, revisions_in
 from procs import base_env, http_get, running, wait_for
 
-from supervisor import migrations
-from supervisor.pgcluster import free_port
+from supervisor.database.pgcluster import free_port
+from supervisor.migrations import alembic_api
 
 # Installing the package can take a while on a fresh machine (apt-get update first).
 pytestmark = pytest.mark.timeout(600)
@@ -166,7 +166,7 @@ def _answers(bouncer: Bouncer, proc: subprocess.Popen[bytes], base: Path) -> boo
 def _in_migration(url: str) -> tuple[int, int] | None:
     """(lock holder pid, migrating pid) while the slow fixture revision runs."""
     lock = query(url, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s"
-                      " AND objid = %s", *migrations.LOCK_KEYS)
+                      " AND objid = %s", *alembic_api.LOCK_KEYS)
     sleeping = query(url, "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
                           " AND state = 'active' AND query ILIKE '%pg_sleep%' AND pid <> pg_backend_pid()")
     if lock and sleeping:

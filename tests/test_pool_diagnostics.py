@@ -24,8 +24,8 @@ import pytest
 from pgfixtures import APP_PASSWORD, APP_ROLE, new_app_database, throwaway_cluster
 from procs import APPS, Supervisor, base_env, http_get, running, wait_for
 
-from supervisor import status
-from supervisor.pgcluster import LocalPostgres
+from supervisor.database.pgcluster import LocalPostgres
+from supervisor.supervision import status
 
 pytestmark = pytest.mark.slow
 

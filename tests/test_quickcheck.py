@@ -3,7 +3,7 @@
 A restart of a release already verified (database at the same revision, stamped,
 models found in step with this exact code and schema) skips the migrate phase's
 full path; every other case must fall through to it so that it can report.  Real
-databases throughout; the code's side is changed through copies of the migrations.
+databases throughout; the code's side is changed through copies of the alembic_api.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import structlog
 from migration_fixtures import DRIFT_COLUMN, drifted_backend, make_alembic, query, repo_head
 from procs import APPS, REPO, base_env, running
 
-from supervisor import config, fingerprint, migrations, migrator, quickcheck
-from supervisor.exitcodes import ExitCode
-from supervisor.signals import SignalQueue
+from supervisor.contract import config
+from supervisor.contract.exitcodes import ExitCode
+from supervisor.migrations import alembic_api, fingerprint, migrator, quickcheck
+from supervisor.supervision.signals import SignalQueue
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -41,7 +42,7 @@ def full_path(url: str, ini: Path | None = None, **env: str) -> None:
 
 
 def quick(url: str, ini: Path | None = None, **env: str) -> quickcheck.Verified | None:
-    return quickcheck.verified_restart(settings_for(url, **env), ini or migrations.alembic_ini())
+    return quickcheck.verified_restart(settings_for(url, **env), ini or alembic_api.alembic_ini())
 
 
 class TestRecognised:
@@ -51,7 +52,7 @@ class TestRecognised:
         """Migrated by plain `alembic upgrade head`: the full path must stamp it and compare once."""
         from alembic import command
 
-        command.upgrade(migrations.alembic_config(app_db), "head")
+        command.upgrade(alembic_api.alembic_config(app_db), "head")
         assert quick(app_db) is None
 
     def test_verified_database_is_recognised_without_sqlalchemy(self, app_db: str) -> None:
@@ -59,7 +60,7 @@ class TestRecognised:
         full_path(app_db)
         code = (
             "import json, sys\n"
-            "from supervisor import config, quickcheck\n"
+            "from supervisor.contract import config\nfrom supervisor.migrations import quickcheck\n"
             f"v = quickcheck.verified_restart(config.load_settings({{'DATABASE_URL': {app_db!r}}}))\n"
             "print(json.dumps({'revision': v and v.revision,\n"
             "                  'loaded': sorted(m for m in ('sqlalchemy', 'alembic') if m in sys.modules)}))\n"
@@ -126,11 +127,11 @@ class TestFingerprintAgreesWithAlembic:
     """The quick check reads alembic.ini itself: it must find the files Alembic finds."""
 
     def test_repo_ini(self) -> None:
-        cfg = migrations.alembic_config()
-        script = migrations.script_directory(cfg)
-        from supervisor import drift
+        cfg = alembic_api.alembic_config()
+        script = alembic_api.script_directory(cfg)
+        from supervisor.migrations import drift
 
-        roots = fingerprint.code_roots(migrations.alembic_ini())
+        roots = fingerprint.code_roots(alembic_api.alembic_ini())
         assert roots is not None
         assert fingerprint.code_digest(*roots) == drift.code_digest(cfg, script)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from pgfixtures import APP_PASSWORD
 from procs import APPS, REPO, base_env, http_get, running, wait_for
 
-from supervisor.pgcluster import LocalPostgres, free_port
+from supervisor.database.pgcluster import LocalPostgres, free_port
 
 PHASES = ["validate_env", "wait_for_db", "migrate", "warm_pool"]
 SAMPLE = {"JARLPM_APP": "sampleapp:app", "JARLPM_APP_DIR": str(APPS)}

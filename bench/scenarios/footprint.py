@@ -60,7 +60,8 @@ def rss():
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
 steps = [("python", None), ("structlog", "structlog"), ("psycopg2", "psycopg2"), ("sqlalchemy", "sqlalchemy"),
-         ("alembic", "alembic.command"), ("supervisor", "supervisor.service"), ("backend models", "jarlpm.models")]
+         ("alembic", "alembic.command"), ("supervisor", "supervisor.supervision.service"),
+         ("backend models", "jarlpm.models")]
 out = {}
 for name, module in steps:
     if module:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import fmt, stacks
-from .model import Event, Incident
+from supervisor.explain import fmt, stacks
+from supervisor.explain.model import Event, Incident
 
 GROUP_GAP_S = 300.0
 MAX_CHILDREN = 10000

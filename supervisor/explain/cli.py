@@ -15,11 +15,16 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import IO
 
-from ..exitcodes import ExitCode
-from . import render
-from .incidents import Timeline, group
-from .reader import BadTime, EventReader, parse_when, read_lines
-from .verdict import decide
+from supervisor.contract.exitcodes import ExitCode
+from supervisor.explain import render
+from supervisor.explain.incidents import Timeline, group
+from supervisor.explain.reader import (
+    BadTime,
+    EventReader,
+    parse_when,
+    read_lines,
+)
+from supervisor.explain.verdict import decide
 
 EX_NOINPUT = 66  # sysexits.h: cannot open input
 

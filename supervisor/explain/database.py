@@ -11,9 +11,9 @@ their database, and its outage is one incident.
 
 from __future__ import annotations
 
-from . import fmt
-from .model import Event, Incident, Timeline
-from .pool import POOL_EVENTS, PoolTracker
+from supervisor.explain import fmt
+from supervisor.explain.model import Event, Incident, Timeline
+from supervisor.explain.pool import POOL_EVENTS, PoolTracker
 
 FLAP_GAP_S = 10.0
 ERRORS_GAP_S = 300.0

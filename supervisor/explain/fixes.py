@@ -10,8 +10,13 @@ import math
 import re
 from typing import Any
 
-from . import fmt
-from .pool import blocker_detail, blocker_pids, blocker_text, top_holder
+from supervisor.explain import fmt
+from supervisor.explain.pool import (
+    blocker_detail,
+    blocker_pids,
+    blocker_text,
+    top_holder,
+)
 
 _MISSING_MODULE = re.compile(r"No module named '([^']+)'")
 _CANNOT_IMPORT = re.compile(r"cannot import name '([^']+)' from '([^']+)'")
@@ -44,7 +49,7 @@ def crash_fix(exception: str | None, app_frame: Any) -> str:
     """The fix for a server process that dies at start-up, from its last exception line."""
     where = f" ({frame_text(app_frame)})" if app_frame else ""
     if not exception:
-        return ("run the server alone to see why it dies: `python -m supervisor.worker --help`, or import "
+        return ("run the server alone to see why it dies: `python -m supervisor.server.worker --help`, or import "
                 "the app named by JARLPM_APP in a Python shell")
     missing = _MISSING_MODULE.search(exception)
     if missing:

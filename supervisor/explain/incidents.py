@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .database import DatabaseTracker
-from .model import Event, Incident, Timeline
-from .routing import Router
+from supervisor.explain.database import DatabaseTracker
+from supervisor.explain.model import Event, Incident, Timeline
+from supervisor.explain.routing import Router
 
 __all__ = ["Event", "Incident", "Timeline", "group"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import fmt
-from .model import Event, Incident
+from supervisor.explain import fmt
+from supervisor.explain.model import Event, Incident
 
 EXIT_MEANING = {
     0: "stopped on request",

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import fmt
-from .model import Event, Incident, Timeline
+from supervisor.explain import fmt
+from supervisor.explain.model import Event, Incident, Timeline
 
 POOL_EVENTS = frozenset({"db.pool.saturated", "db.pool.exhausted", "db.pool.leak_suspected"})
 EPISODE_GAP_S = 120.0

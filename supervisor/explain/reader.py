@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
-from .fields import sanitise
+from supervisor.explain.fields import sanitise
 
 Event = dict[str, Any]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import fmt
-from .model import Incident, trim
-from .reader import ReadStats
-from .verdict import Verdict, as_dict
+from supervisor.explain import fmt
+from supervisor.explain.model import Incident, trim
+from supervisor.explain.reader import ReadStats
+from supervisor.explain.verdict import Verdict, as_dict
 
 _MARK = {"info": "info ", "warning": "WARN ", "error": "ERROR"}
 

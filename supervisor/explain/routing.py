@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from .model import Event, Timeline
-from .supervision import SupervisorTracker
+from supervisor.explain.model import Event, Timeline
+from supervisor.explain.supervision import SupervisorTracker
 
 CHILD_PID_EVENTS = frozenset({"child.spawned", "child.ready", "child.exited", "child.unresponsive",
                               "child.reaped_orphan"})

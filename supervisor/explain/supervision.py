@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from . import fmt
-from .children import ChildTracker
-from .lifecycle import PhaseRun, exit_meaning, failure_text, migration_incident
-from .model import Event, Incident, Timeline
+from supervisor.explain import fmt
+from supervisor.explain.children import ChildTracker
+from supervisor.explain.lifecycle import (
+    PhaseRun,
+    exit_meaning,
+    failure_text,
+    migration_incident,
+)
+from supervisor.explain.model import Event, Incident, Timeline
 
 _PHASE_EVENTS = ("phase.started", "phase.completed", "phase.failed", "phase.interrupted", "db.wait.retry",
                  "config.unknown_variable", "db.pool.budget")

@@ -13,10 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import fmt
-from .fixes import crash_fix, frame_text, migration_fix, pool_fix
-from .lifecycle import EXIT_MEANING, problem_text
-from .model import Incident
+from supervisor.explain import fmt
+from supervisor.explain.fixes import (
+    crash_fix,
+    frame_text,
+    migration_fix,
+    pool_fix,
+)
+from supervisor.explain.lifecycle import EXIT_MEANING, problem_text
+from supervisor.explain.model import Incident
 
 _CONSEQUENCES = ("pool_exhausted", "pool_saturated", "pool_timeout", "http_errors", "restarts", "app_errors",
                  "crash_loop", "reload_failed")

@@ -1,4 +1,4 @@
-"""Specifications of ``supervisor.backoff``: capped exponential backoff and the restart policy."""
+"""Specifications of ``supervisor.supervision.restart_policy``: capped exponential backoff and the restart policy."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ import random
 
 import pytest
 
-from supervisor.backoff import GiveUp, Restart, RestartPolicy, backoff_delay
+from supervisor.supervision.restart_policy import (
+    GiveUp,
+    Restart,
+    RestartPolicy,
+    backoff_delay,
+)
 
 
 def rng() -> random.Random:

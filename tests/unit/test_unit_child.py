@@ -1,4 +1,4 @@
-"""Specifications of ``supervisor.child``'s exit decoding, with wait statuses of real processes."""
+"""Specifications of ``supervisor.supervision.server_process``'s exit decoding, with wait statuses of real processes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from supervisor.child import ExitStatus, exit_hint
+from supervisor.supervision.server_process import ExitStatus, exit_hint
 
 
 def wait_status(script: str) -> int:

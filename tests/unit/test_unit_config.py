@@ -1,4 +1,4 @@
-"""Specifications of ``supervisor.config``: every variable validated at once, before anything runs."""
+"""Specifications of ``supervisor.contract.config``: every variable validated at once, before anything runs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import config, dburl
-from supervisor.config import ConfigError, Settings, load_settings, log_settings_only
+from supervisor.contract import config, dburl
+from supervisor.contract.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+    log_settings_only,
+)
 
 URL = "postgresql://app:s3cret-pw@db.internal:5432/jarlpm"
 

@@ -1,11 +1,11 @@
-"""Specifications of ``supervisor.dberrors``: which database errors waiting can fix, and which exit 77."""
+"""Specifications of ``supervisor.database.errors``: which database errors waiting can fix, and which exit 77."""
 
 from __future__ import annotations
 
 import pytest
 
-from supervisor.dberrors import classify, classify_exception, first_line
-from supervisor.exitcodes import ExitCode
+from supervisor.contract.exitcodes import ExitCode
+from supervisor.database.errors import classify, classify_exception, first_line
 
 # What libpq says at connect time (psycopg2 gives no SQLSTATE then), as first_line() joins it.
 PREFIX = 'connection to server at "127.0.0.1", port 5432 failed: '

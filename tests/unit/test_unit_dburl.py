@@ -1,4 +1,4 @@
-"""Specifications of ``supervisor.dburl``: driver mapping that keeps the query, and redaction of secrets."""
+"""Specifications of ``supervisor.contract.dburl``: driver mapping that keeps the query, and redaction of secrets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from supervisor import dburl
+from supervisor.contract import dburl
 
 SPECIAL = "p@ss:w/rd"
 SPECIAL_ENCODED = "p%40ss%3Aw%2Frd"
@@ -107,7 +107,7 @@ class TestParse:
         import subprocess
         import sys
 
-        code = ("import sys; from supervisor import dburl; dburl.validate('postgresql://a:b@h/d'); "
+        code = ("import sys; from supervisor.contract import dburl; dburl.validate('postgresql://a:b@h/d'); "
                 "dburl.libpq_dsn('postgresql://a:b@h/d'); dburl.describe('postgresql://a:b@h/d'); "
                 "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported'")
         subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

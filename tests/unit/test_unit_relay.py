@@ -1,4 +1,4 @@
-"""Specifications of ``supervisor.relay``: a server's output becomes ordered JSON events, stamped as the server's."""
+"""Specifications of ``supervisor.logs.relay``: a server's output becomes ordered, stamped JSON events."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from collections import deque
 from typing import Any
 
-from supervisor.relay import StackDump, StreamRelay, parse_line
+from supervisor.logs.relay import StackDump, StreamRelay, parse_line
 
 PID = 4242
 

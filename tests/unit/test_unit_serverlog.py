@@ -1,4 +1,4 @@
-"""Specifications of ``supervisor.serverlog``: a server process's log records as JSON lines."""
+"""Specifications of ``supervisor.server.serverlog``: a server process's log records as JSON lines."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.serverlog import JsonLineFormatter
+from supervisor.server.serverlog import JsonLineFormatter
 
 
 @pytest.fixture

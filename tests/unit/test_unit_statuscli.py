@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from supervisor.statuscli import render
+from supervisor.supervision.statuscli import render
 
 SNAPSHOT: dict[str, Any] = {
     "state": "running", "ready": True, "uptime_s": 3605.2, "reloads": 1, "listen": "0.0.0.0:8001",

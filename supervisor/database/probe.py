@@ -1,0 +1,123 @@
+"""Connecting to PostgreSQL from the supervisor: probes, waits with backoff, the database's numbers."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2
+
+from supervisor.contract import dburl
+from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
+from supervisor.database import errors
+from supervisor.supervision.restart_policy import backoff_delay
+from supervisor.supervision.signals import SignalQueue
+
+SUPERVISOR_APPLICATION_NAME = "jarlpm-supervisor"
+
+
+def connect(url: str, timeout: float = 5.0, application_name: str = SUPERVISOR_APPLICATION_NAME) -> Any:
+    """A plain psycopg2 connection (autocommit) for the supervisor's own queries."""
+    conn = psycopg2.connect(
+        dburl.libpq_dsn(url),
+        connect_timeout=max(1, int(round(timeout))),
+        application_name=application_name,
+    )
+    conn.autocommit = True
+    return conn
+
+
+@contextlib.contextmanager
+def connection(url: str, timeout: float = 5.0) -> Iterator[Any]:
+    conn = connect(url, timeout)
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(psycopg2.Error):
+            conn.close()
+
+
+def probe(url: str, timeout: float) -> None:
+    """One real query with the app's credentials."""
+    with connection(url, timeout) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        cur.fetchone()
+
+
+def wait_for_database(url: str, timeout: float, signals: SignalQueue, log: Any,
+                      base: float = 0.1, cap: float = 1.0) -> int:
+    """Probe until the database answers; return the number of attempts.
+
+    Errors that waiting cannot fix (credentials, missing database, permissions) end
+    the wait at once.  The short cap on the backoff means a database that comes back
+    is noticed within about a second.
+    """
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while True:
+        attempt += 1
+        remaining = deadline - time.monotonic()
+        try:
+            probe(url, timeout=min(5.0, max(1.0, remaining)))
+            return attempt
+        except psycopg2.Error as exc:
+            diagnosis = errors.classify_exception(exc)
+            message = dburl.redact(errors.first_line(str(exc)))
+            if not diagnosis.retryable:
+                raise SupervisorError(
+                    f"database refused the connection: {message}", diagnosis.exit_code,
+                    diagnosis.hint, reason=diagnosis.kind, database=dburl.describe(url),
+                ) from None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SupervisorError(
+                    f"database not reachable within DB_WAIT_TIMEOUT={timeout:g}s: {message}",
+                    ExitCode.UNAVAILABLE, diagnosis.hint, attempts=attempt,
+                    database=dburl.describe(url),
+                ) from None
+            delay = min(remaining, backoff_delay(attempt, base, cap))
+            log.info("db.wait.retry", attempt=attempt, delay_s=round(delay, 3), error=message,
+                     remaining_s=round(remaining, 1))
+            if signals.sleep(delay):
+                raise StopRequested(signals.name(signals.stop_signal or 15)) from None
+
+
+@dataclass(frozen=True)
+class ConnectionBudget:
+    """How many connections the servers may open against what PostgreSQL allows."""
+
+    max_connections: int
+    reserved: int
+    in_use: int
+    needed: int
+
+    @property
+    def available(self) -> int:
+        return self.max_connections - self.reserved - self.in_use
+
+    @property
+    def fits(self) -> bool:
+        return self.needed <= self.available
+
+    def as_fields(self) -> dict[str, int | bool]:
+        return {"max_connections": self.max_connections, "reserved": self.reserved,
+                "in_use": self.in_use, "needed": self.needed, "available": self.available,
+                "fits": self.fits}
+
+
+def read_budget(conn: Any, needed: int, exclude_own: int = 0) -> ConnectionBudget:
+    """max_connections, reserved slots and connections in use, from the database itself."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT current_setting('max_connections')::int,"
+            " current_setting('superuser_reserved_connections')::int"
+            " + COALESCE(NULLIF(current_setting('reserved_connections', true), '')::int, 0),"
+            # Other roles' sessions show a NULL backend_type to a non-superuser: count them too.
+            " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            "  OR (backend_type IS NULL AND datname IS NOT NULL))"
+        )
+        max_conn, reserved, in_use = cur.fetchone()
+    return ConnectionBudget(int(max_conn), int(reserved), max(0, int(in_use) - exclude_own), needed)

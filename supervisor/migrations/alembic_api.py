@@ -1,0 +1,282 @@
+"""Alembic, in-process: heads, the current revision, the replica-wide lock and step-wise upgrades.
+
+The lock is a PostgreSQL session advisory lock on a connection of its own (never
+Alembic's), polled with ``pg_try_advisory_lock`` until a deadline: a replica that
+dies holding it releases it with its connection, and the waiting replicas can say
+who holds it.  Upgrades go one revision at a time so that progress is logged, a
+failure names its revision, and a stop request is honoured between revisions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+
+from alembic import command
+from supervisor.contract import dburl
+from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
+from supervisor.contract.paths import alembic_ini
+from supervisor.database import probe
+from supervisor.supervision.signals import SignalQueue
+
+# Two int4 keys ("Jarl", "PM01"): pg_locks shows them as classid/objid with objsubid 2.
+LOCK_KEYS = (0x4A61726C, 0x504D3031)
+LOCK_WAIT_LOG_INTERVAL = 10.0
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic's config for this repo; ``url`` is for offline (``--sql``) mode only."""
+    ini = alembic_ini()
+    # quiet: alembic's "Generating ... done" would land on our stdout (JSON only under
+    # `jarlpm run`, the command's result under `jarlpm migrate`).  A cmd_opts makes
+    # env.py believe it runs under the alembic CLI, so it is told not to set up logging.
+    cfg = Config(str(ini), cmd_opts=argparse.Namespace(quiet=True, x=None), attributes={"configure_logger": False})
+    cfg.set_main_option("script_location", str(ini.parent / (cfg.get_main_option("script_location") or "alembic")))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", dburl.normalise(url).replace("%", "%%"))
+    return cfg
+
+
+def script_directory(cfg: Config) -> ScriptDirectory:
+    """The migration scripts; alembic also puts ``prepend_sys_path`` (backend/) on ``sys.path``."""
+    script = ScriptDirectory.from_config(cfg)
+    _dedupe_sys_path()
+    return script
+
+
+def _dedupe_sys_path() -> None:
+    """``from_config`` prepends on every call: keep sys.path from growing with each reload."""
+    seen: set[str] = set()
+    unique = []
+    for entry in sys.path:
+        if entry not in seen:
+            seen.add(entry)
+            unique.append(entry)
+    sys.path[:] = unique
+
+
+def single_head(script: ScriptDirectory) -> str:
+    """The one head revision, or exit 65 telling how to merge several."""
+    heads = list(script.get_heads())
+    if len(heads) != 1:
+        raise SupervisorError(
+            f"the migration history has {len(heads)} heads: {', '.join(sorted(heads))}",
+            ExitCode.DATAERR,
+            "two branches of migrations were developed in parallel: merge them with `jarlpm migrate "
+            f"merge -m \"merge heads\"` (alembic merge -m 'merge heads' {' '.join(sorted(heads))}), "
+            "review and commit the merge revision, then redeploy",
+            heads=sorted(heads),
+        )
+    return heads[0]
+
+
+def known_revisions(script: ScriptDirectory) -> set[str]:
+    return {rev.revision for rev in script.walk_revisions()}
+
+
+def engine_for(url: str) -> sa.Engine:
+    """A pool-less engine for migrations (each phase opens and closes what it needs)."""
+    return sa.create_engine(
+        dburl.normalise(url), poolclass=sa.pool.NullPool,
+        connect_args={"application_name": "jarlpm-migrate", "connect_timeout": 10},
+    )
+
+
+def current_revisions(conn: sa.Connection) -> tuple[str, ...]:
+    return tuple(MigrationContext.configure(conn).get_current_heads())
+
+
+def pending_path(script: ScriptDirectory, current: tuple[str, ...], target: str) -> list[str]:
+    """Revisions to apply, in order, from ``current`` (``()`` = empty) up to ``target``."""
+    revs = list(script.iterate_revisions(target, current or "base"))
+    return [rev.revision for rev in reversed(revs) if rev is not None]
+
+
+def revert_path(script: ScriptDirectory, current: tuple[str, ...], target: str) -> list[tuple[str, str]]:
+    """(revision, revision it goes back to) pairs, newest first, from ``current`` down to ``target``.
+
+    ``target`` may be a revision, ``base`` or ``-N``: N revisions below ``current``
+    (alembic would count from the head instead).  A merge revision goes back to all
+    its parents at once: its pair's second element is ``""``.
+    """
+    if re.fullmatch(r"-\d+", target):
+        return _relative_path(script, current, int(target[1:]))
+    revs = [rev for rev in script.iterate_revisions(current or "base", target) if rev is not None]
+    return [(rev.revision, _down_of(rev.down_revision)) for rev in revs]
+
+
+def _down_of(down: str | Sequence[str] | None) -> str:
+    return down if isinstance(down, str) else "base" if down is None else ""
+
+
+def _relative_path(script: ScriptDirectory, current: tuple[str, ...], count: int) -> list[tuple[str, str]]:
+    if len(current) > 1:
+        raise RevisionError(f"the database is at several revisions ({', '.join(current)}): name the target")
+    pairs: list[tuple[str, str]] = []
+    revision = current[0] if current else "base"
+    for _ in range(count):
+        rev = script.get_revision(revision) if revision != "base" else None
+        if rev is None:
+            raise RevisionError(f"-{count} goes below base: the database is only {len(pairs)} revision(s) up")
+        down = _down_of(rev.down_revision)
+        if not down:
+            raise RevisionError(f"{rev.revision} is a merge: name the revision to go back to")
+        pairs.append((rev.revision, down))
+        revision = down
+    return pairs
+
+
+@dataclass
+class BlockerInfo:
+    """A session blocking ours, as pg_stat_activity shows it (query text hidden from non-owners)."""
+
+    pid: int
+    application_name: str
+    state: str | None
+    query: str | None
+    xact_age_s: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "application_name": self.application_name, "state": self.state,
+                "query": (self.query or "")[:300] or None, "xact_age_s": self.xact_age_s}
+
+
+class MigrationLock:
+    """The replica-wide migration lock, held on a dedicated connection."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: Any = None
+
+    def holder_pid(self, conn: Any) -> int | None:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND classid = %s AND objid = %s AND objsubid = 2"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                LOCK_KEYS,
+            )
+            row = cur.fetchone()
+        return int(row[0]) if row else None
+
+    def acquire(self, timeout: float, signals: SignalQueue, log: Any) -> float:
+        """Poll for the lock until ``timeout``; return seconds waited.  Exit 75 on timeout."""
+        conn = probe.connect(self.url, application_name="jarlpm-migrate-lock")
+        started = time.monotonic()
+        last_log = -LOCK_WAIT_LOG_INTERVAL
+        try:
+            while True:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEYS)
+                    got = bool(cur.fetchone()[0])
+                if got:
+                    self._conn, conn = conn, None
+                    return time.monotonic() - started
+                waited = time.monotonic() - started
+                holder = self.holder_pid(conn)
+                if waited >= timeout:
+                    raise SupervisorError(
+                        f"another replica held the migration lock for {waited:.0f}s "
+                        f"(MIGRATION_LOCK_TIMEOUT={timeout:g})",
+                        ExitCode.TEMPFAIL,
+                        f"the holder is PostgreSQL backend pid {holder}: check that replica's logs; "
+                        "if it is stuck, pg_terminate_backend it; raise MIGRATION_LOCK_TIMEOUT for "
+                        "long migrations",
+                        holder_pid=holder,
+                    )
+                if waited - last_log >= LOCK_WAIT_LOG_INTERVAL:
+                    last_log = waited
+                    log.info("migrate.lock_waiting", holder_pid=holder, waited_s=round(waited, 1),
+                             timeout_s=timeout)
+                if _pause(signals, min(0.25 + 0.05 * (waited // 1), 1.0, max(0.0, timeout - waited))):
+                    raise StopRequested(signals.name(signals.stop_signal or 15))
+        finally:
+            if conn is not None:
+                with contextlib.suppress(psycopg2.Error):
+                    conn.close()
+
+    def release(self) -> None:
+        if self._conn is None:
+            return
+        with contextlib.suppress(psycopg2.Error):
+            with self._conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
+            self._conn.close()
+        self._conn = None
+
+    @contextlib.contextmanager
+    def held(self, timeout: float, signals: SignalQueue, log: Any) -> Iterator[float]:
+        waited = self.acquire(timeout, signals, log)
+        try:
+            yield waited
+        finally:
+            self.release()
+
+
+def _on_connection(cfg: Config, conn: sa.Connection, run: Callable[[], None]) -> None:
+    """Run an alembic command with ``conn`` handed to env.py, outside any caller transaction.
+
+    Handed over outside a transaction, env.py's ``transaction_per_migration`` gives each
+    revision a transaction of its own: a failure rolls back that revision only.
+    """
+    if conn.in_transaction():
+        conn.commit()
+    cfg.attributes["connection"] = conn
+    try:
+        run()
+    finally:
+        cfg.attributes.pop("connection", None)
+    if conn.in_transaction():
+        conn.commit()
+
+
+def _pause(signals: SignalQueue, seconds: float) -> bool:
+    """Wait up to ``seconds``; True as soon as a stop is requested.
+
+    A reload runs the migrate phase in a thread of its own: there, reading the signal
+    wakeup pipe (``SignalQueue.sleep``) would steal the supervisor loop's wakeups, so
+    only the pending-stop flag is polled.
+    """
+    if threading.current_thread() is threading.main_thread():
+        return signals.sleep(seconds)
+    deadline = time.monotonic() + seconds
+    while not signals.stop_pending():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(0.05, remaining))
+    return True
+
+
+def upgrade_one(cfg: Config, conn: sa.Connection, revision: str) -> None:
+    """Upgrade to ``revision`` (the next one) on the handed-over connection."""
+    _on_connection(cfg, conn, lambda: command.upgrade(cfg, revision))
+
+
+def downgrade_one(cfg: Config, conn: sa.Connection, target: str) -> None:
+    """Downgrade to ``target`` (the previous revision, or ``base``) on the handed-over connection."""
+    _on_connection(cfg, conn, lambda: command.downgrade(cfg, target))
+
+
+def set_lock_timeout(conn: sa.Connection, seconds: float) -> None:
+    """DDL waits at most this long for a table lock, so it cannot freeze live traffic behind it."""
+    conn.exec_driver_sql(f"SET lock_timeout = '{int(seconds * 1000)}ms'")
+    conn.commit()
+
+
+def backend_pid(conn: sa.Connection) -> int:
+    return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())

@@ -1,0 +1,210 @@
+"""The server process: uvicorn serving any ASGI app on the socket the supervisor hands over.
+
+Run as ``python -m supervisor.server.worker``.  It imports the app at once (so imports
+overlap the supervisor's phases), then waits for ``go`` on its control socket before
+lifespan startup opens any pool: the schema must be at head first.  It reports
+``ready`` once lifespan startup is done and it serves, then a heartbeat from its
+event loop every second.  Nothing here needs the app's cooperation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import faulthandler
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Generator, MutableMapping
+from typing import Any
+
+import uvicorn
+from uvicorn.importer import import_from_string
+
+from supervisor.server import serverlog
+from supervisor.supervision import reaper
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+HEARTBEAT_TICKS = 10  # uvicorn ticks every 0.1 s: one heartbeat a second
+
+
+class ControlChannel:
+    """The worker's end of the socketpair to the supervisor.
+
+    A reader thread takes ``go`` and ``drain``; end of file means the supervisor is
+    gone (even killed with SIGKILL), and then this process and everything it started
+    is killed, so nothing keeps serving unsupervised.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.sock = socket.socket(fileno=fd)
+        self.go = threading.Event()
+        self.draining = threading.Event()
+        self.on_close: list[Callable[[], None]] = []
+        self._write_lock = threading.Lock()
+        threading.Thread(target=self._read, name="control-reader", daemon=True).start()
+
+    def _read(self) -> None:
+        buffer = b""
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                self._supervisor_gone()
+                return
+            buffer += data
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                if line == b"go":
+                    self.go.set()
+                elif line == b"drain":
+                    self.draining.set()
+                elif line == b"close":
+                    for callback in self.on_close:
+                        callback()
+
+    @staticmethod
+    def _supervisor_gone() -> None:
+        # Helpers may have left our process group (setsid): find them through the tree.
+        for pid in reaper.descendants(os.getpid()):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+        os._exit(1)
+
+    def send(self, message: str) -> None:
+        with self._write_lock, contextlib.suppress(OSError):
+            self.sock.sendall(message.encode() + b"\n")
+
+
+class DrainGate:
+    """Answers the readiness path with 503 once the supervisor starts draining this process.
+
+    Load balancers then stop sending new requests during ``DRAIN_DELAY`` while the
+    process still serves the ones in flight; the app itself needs no hook for it.
+    """
+
+    def __init__(self, app: ASGIApp, channel: ControlChannel, ready_path: str) -> None:
+        self.app = app
+        self.channel = channel
+        self.ready_path = ready_path
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if (scope["type"] == "http" and self.channel.draining.is_set()
+                and scope.get("path") == self.ready_path):
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"5")]})
+            await send({"type": "http.response.body", "body": b'{"status":"stopping"}'})
+            return
+        await self.app(scope, receive, send)
+
+
+class SupervisedServer(uvicorn.Server):
+    """uvicorn's server, reporting readiness and heartbeats and exiting 0 after a requested stop."""
+
+    def __init__(self, config: uvicorn.Config, channel: ControlChannel) -> None:
+        super().__init__(config)
+        self.channel = channel
+        self._loop: asyncio.AbstractEventLoop | None = None
+        channel.on_close.append(self._close_from_thread)
+
+    def _close_from_thread(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.stop_accepting)
+
+    def stop_accepting(self) -> None:
+        """Stop taking connections from the shared socket; the ones taken are still served.
+
+        Sent before SIGTERM on a reload or a stop: uvicorn's shutdown closes connections
+        that were accepted but whose request had not arrived yet, so the supervisor first
+        lets the other processes (or the backlog) take new connections.
+        """
+        for server in getattr(self, "servers", []):
+            server.close()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # Hold lifespan startup (which opens the app's pool) until the schema is at head.
+        while not self.channel.go.is_set():
+            if self.should_exit:
+                return
+            await asyncio.sleep(0.02)
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets=sockets)
+        if self.started and not self.should_exit:
+            self.channel.send("ready")
+
+    async def on_tick(self, counter: int) -> bool:
+        if counter % HEARTBEAT_TICKS == 0:
+            self.channel.send("hb")
+        return await super().on_tick(counter)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # uvicorn re-raises the captured signal after shutdown, so the process would die
+        # "by SIGTERM"; a stop the supervisor asked for should end with exit 0.
+        handlers = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)}
+        try:
+            yield
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, sig: int, _frame: object) -> None:
+        if sig == signal.SIGQUIT or (self.should_exit and sig == signal.SIGINT):
+            self.force_exit = True
+        self.should_exit = True
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m supervisor.server.worker")
+    parser.add_argument("--fd", type=int, required=True, help="listening socket's descriptor")
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--app", required=True)
+    parser.add_argument("--app-dir", default="")
+    parser.add_argument("--ready-path", default="/api/health/ready")
+    parser.add_argument("--graceful-timeout", type=float, default=30)
+    parser.add_argument("--keepalive-timeout", type=int, default=5)
+    parser.add_argument("--forwarded-allow-ips", default="127.0.0.1")
+    parser.add_argument("--log-level", default="info")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    faulthandler.enable()
+    # The supervisor sends SIGUSR1 to a stalled process to get every thread's stack.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    channel = ControlChannel(args.control_fd)
+    serverlog.configure(args.log_level)
+    if args.app_dir:
+        sys.path.insert(0, os.path.abspath(args.app_dir))
+    app = import_from_string(args.app)
+    listener = socket.socket(fileno=args.fd)
+    config = uvicorn.Config(
+        DrainGate(app, channel, args.ready_path),
+        log_config=None,
+        log_level=args.log_level,
+        timeout_keep_alive=args.keepalive_timeout,
+        # uvicorn types it as int but hands it to asyncio.timeout(), which takes any float;
+        # int() would turn 0.5 into 0 and `or None` into no limit at all.
+        timeout_graceful_shutdown=args.graceful_timeout,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        proxy_headers=True,
+        lifespan="auto",
+    )
+    server = SupervisedServer(config, channel)
+    server.run(sockets=[listener])
+    return 0 if server.started else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""One server process as the supervisor sees it: spawn, control channel, output relay, exit status."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from supervisor.contract.config import Settings
+from supervisor.contract.paths import app_dir, package_root
+from supervisor.logs.relay import StackDump, StreamRelay
+
+STDERR_TAIL_LINES = 30
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """A decoded wait status: an exit code, or the signal that killed the process."""
+
+    code: int | None
+    signal: int | None
+
+    @classmethod
+    def from_wait_status(cls, status: int) -> ExitStatus:
+        # os.WIFSIGNALED/WTERMSIG, not `status >> 8`, which is wrong for signal deaths.
+        if os.WIFSIGNALED(status):
+            return cls(code=None, signal=os.WTERMSIG(status))
+        return cls(code=os.WEXITSTATUS(status) if os.WIFEXITED(status) else None, signal=None)
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.signal is None:
+            return None
+        try:
+            return signal.Signals(self.signal).name
+        except ValueError:
+            return f"SIG{self.signal}"
+
+    def as_fields(self) -> dict[str, object]:
+        if self.signal is not None:
+            return {"signal": self.signal_name}
+        return {"exit_code": self.code}
+
+    def describe(self) -> str:
+        return f"killed by {self.signal_name}" if self.signal is not None else f"exit {self.code}"
+
+
+def exit_hint(status: ExitStatus, was_ready: bool, requested: bool) -> str:
+    """What an operator should look at after this exit."""
+    if requested:
+        return "stopped by the supervisor"
+    if status.signal == signal.SIGKILL:
+        return ("killed by SIGKILL: out of memory? check `dmesg`/`journalctl -k` for the OOM killer "
+                "and the container's memory limit")
+    if status.signal is not None:
+        return f"killed by {status.signal_name} from outside the supervisor"
+    if not was_ready:
+        if status.code == 3:
+            return "the app's lifespan startup failed: see the traceback in stderr_tail"
+        return ("the server died before becoming ready: see stderr_tail (import error, bad "
+                "JARLPM_APP, missing dependency?)")
+    return "the server exited on its own: see stderr_tail and the lines before this event"
+
+
+@dataclass
+class ServerProcess:
+    """A running (or finished) server process and what the supervisor knows of it."""
+
+    slot: int
+    process: subprocess.Popen[bytes]
+    control: socket.socket
+    spawned_at: float
+    ready_at: float | None = None
+    last_heartbeat: float = 0.0
+    exited: ExitStatus | None = None
+    exited_at: float | None = None
+    stop_requested: bool = False
+    go_at: float | None = None
+    dump_requested_at: float | None = None
+    unresponsive: bool = False
+    term_due: float | None = None
+    stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
+    dump: StackDump = field(default_factory=StackDump)
+    relays: list[StreamRelay] = field(default_factory=list)
+    _buffer: bytes = b""
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def ready(self) -> bool:
+        return self.ready_at is not None
+
+    @property
+    def alive(self) -> bool:
+        return self.exited is None
+
+    def uptime(self, now: float | None = None) -> float:
+        end = self.exited_at if self.exited_at is not None else (now or time.monotonic())
+        return max(0.0, end - self.spawned_at)
+
+    # -- control channel -------------------------------------------------------------
+    def release(self) -> None:
+        """Tell the process the schema is at head: it may open its pool and serve."""
+        self.send("go")
+        self.go_at = time.monotonic()
+
+    def send(self, message: str) -> None:
+        with contextlib.suppress(OSError):
+            self.control.sendall(message.encode() + b"\n")
+
+    def read_messages(self) -> list[str]:
+        """Messages waiting on the control socket (non-blocking); [] at end of file."""
+        try:
+            data = self.control.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return []
+        except OSError:
+            data = b""
+        if not data:
+            return []
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        return [line.decode(errors="replace") for line in lines if line]
+
+    # -- signals ---------------------------------------------------------------------
+    def send_signal(self, sig: int) -> None:
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, sig)
+
+    def kill_group(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the process's whole group: the server and any helper it started."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def mark_exited(self, status: int) -> ExitStatus:
+        self.exited = ExitStatus.from_wait_status(status)
+        self.exited_at = time.monotonic()
+        self.process.returncode = self.exited.code if self.exited.code is not None else -(self.exited.signal or 0)
+        return self.exited
+
+    def close(self, relay_timeout: float = 2.0) -> None:
+        for relay in self.relays:
+            relay.join(relay_timeout)
+        with contextlib.suppress(OSError):
+            self.control.close()
+
+
+def worker_command(settings: Settings, listen_fd: int, control_fd: int) -> list[str]:
+    """The command line of a server process."""
+    return [
+        sys.executable, "-m", "supervisor.server.worker",
+        "--fd", str(listen_fd),
+        "--control-fd", str(control_fd),
+        "--app", settings.jarlpm_app,
+        "--app-dir", str(app_dir(settings.jarlpm_app_dir)),
+        "--graceful-timeout", str(settings.graceful_timeout),
+        "--keepalive-timeout", str(settings.keepalive_timeout),
+        "--forwarded-allow-ips", settings.forwarded_allow_ips,
+        "--log-level", settings.log_level,
+        "--ready-path", os.environ.get("JARLPM_READY_PATH", "/api/health/ready"),
+    ]
+
+
+def spawn(slot: int, settings: Settings, listener: socket.socket, env: dict[str, str]) -> ServerProcess:
+    """Start a server process on ``listener`` with its own session (its own process group)."""
+    parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    parent_end.setblocking(False)
+    listen_fd = listener.fileno()
+    root = str(package_root())
+    env = dict(env)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["JARLPM_WORKER"] = str(slot)
+    try:
+        process = subprocess.Popen(
+            worker_command(settings, listen_fd, child_end.fileno()),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(listen_fd, child_end.fileno()),
+            start_new_session=True,
+            env=env,
+        )
+    finally:
+        child_end.close()
+    now = time.monotonic()
+    child = ServerProcess(slot=slot, process=process, control=parent_end, spawned_at=now,
+                          last_heartbeat=now)
+    assert process.stdout is not None and process.stderr is not None
+    child.relays = [
+        StreamRelay(process.stdout, process.pid, "stdout", tail=None),
+        StreamRelay(process.stderr, process.pid, "stderr", tail=child.stderr_tail, dump=child.dump),
+    ]
+    for relay in child.relays:
+        relay.start()
+    return child

@@ -1,0 +1,92 @@
+"""``jarlpm status``: a Unix socket in the runtime directory that answers with a JSON snapshot.
+
+A socket in systemd's ``RuntimeDirectory`` (``$RUNTIME_DIRECTORY``) works under the
+unit's hardening (no /proc of other users, no network); mode 0600 keeps it to the
+service's user.  The supervisor serves it from its own loop: accept, write, close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from supervisor.contract.paths import data_dir
+
+SOCKET_NAME = "jarlpm.sock"
+
+
+def state_dir() -> Path:
+    """Where the socket lives: $JARLPM_STATE_DIR, systemd's $RUNTIME_DIRECTORY, or .jarlpm/run of the project."""
+    explicit = os.environ.get("JARLPM_STATE_DIR") or os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    return Path(explicit) if explicit else data_dir() / "run"
+
+
+def socket_path() -> Path:
+    return state_dir() / SOCKET_NAME
+
+
+class StatusServer:
+    """Listening Unix socket; ``serve_pending`` answers every waiting client."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            self.sock.bind(str(path))
+        finally:
+            os.umask(old_umask)
+        self.sock.listen(16)
+        self.sock.setblocking(False)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def serve_pending(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+        """Answer the clients waiting now; the snapshot is taken only if there is one.
+
+        Called on every turn of the supervision loop, which is idle nearly always.
+        """
+        payload: bytes | None = None
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            if payload is None:
+                payload = json.dumps(snapshot(), default=str).encode() + b"\n"
+            with contextlib.suppress(OSError), client:
+                client.settimeout(1.0)
+                client.sendall(payload)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+def query(path: Path | None = None, timeout: float = 3.0) -> dict[str, Any]:
+    """Read the running supervisor's snapshot (raises OSError when none is running)."""
+    target = path or socket_path()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(target))
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    value = json.loads(b"".join(chunks))
+    if not isinstance(value, dict):
+        raise ValueError("unexpected status payload")
+    return value
