@@ -32,7 +32,7 @@ from procs import REPO, base_env
 
 from supervisor.contract.exitcodes import ExitCode
 from supervisor.logs import logsetup
-from supervisor.migrations import alembic_api, operations, revisions
+from supervisor.migrations import alembic_api, lock, operations, revisions
 from supervisor.migrations import cli as migrate_cli
 
 APP_TABLES = {"epics", "features", "user_stories"}
@@ -266,7 +266,7 @@ class TestCurrentAndHistory:
         with psycopg2.connect(app_db) as holder:
             holder.autocommit = True
             with holder.cursor() as cur:
-                cur.execute("SELECT pg_advisory_lock(%s, %s), pg_backend_pid()", alembic_api.LOCK_KEYS)
+                cur.execute("SELECT pg_advisory_lock(%s, %s), pg_backend_pid()", lock.LOCK_KEYS)
                 pid = cur.fetchone()[1]
             run = cli("current", env=env_of(app_db))
         holder.close()
@@ -369,7 +369,7 @@ class TestFailures:
         with psycopg2.connect(app_db) as holder:
             holder.autocommit = True
             with holder.cursor() as cur:
-                cur.execute("SELECT pg_advisory_lock(%s, %s), pg_backend_pid()", alembic_api.LOCK_KEYS)
+                cur.execute("SELECT pg_advisory_lock(%s, %s), pg_backend_pid()", lock.LOCK_KEYS)
                 pid = cur.fetchone()[1]
             run = cli("upgrade", env=env_of(app_db, MIGRATION_LOCK_TIMEOUT="1"))
         holder.close()

@@ -33,7 +33,7 @@ from procs import APPS, Supervisor, base_env, running, wait_for
 
 from supervisor.contract import config
 from supervisor.contract.exitcodes import ExitCode, SupervisorError
-from supervisor.migrations import alembic_api, drift, migrator
+from supervisor.migrations import alembic_api, drift, lock, migrator
 from supervisor.supervision.signals import SignalQueue
 
 APP_TABLES = {"epics", "features", "user_stories"}
@@ -87,7 +87,7 @@ def active_sleep(url: str) -> int | None:
 
 def lock_holder(url: str) -> int | None:
     rows = query(url, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s"
-                      " AND objid = %s", *alembic_api.LOCK_KEYS)
+                      " AND objid = %s", *lock.LOCK_KEYS)
     return int(rows[0][0]) if rows else None  # type: ignore[arg-type]
 
 
@@ -315,7 +315,7 @@ class TestReplicas:
         with connection(app_db) as holder:
             holder.autocommit = True
             with holder.cursor() as cur:
-                cur.execute("SELECT pg_advisory_lock(%s, %s), pg_backend_pid()", alembic_api.LOCK_KEYS)
+                cur.execute("SELECT pg_advisory_lock(%s, %s), pg_backend_pid()", lock.LOCK_KEYS)
                 holder_pid = cur.fetchone()[1]
             with running(env_for(app_db, MIGRATION_LOCK_TIMEOUT="1")) as sup:
                 assert sup.wait_exit() == ExitCode.TEMPFAIL

@@ -33,7 +33,7 @@ from migration_fixtures import make_alembic, query, revisions_in
 from procs import base_env, http_get, running, wait_for
 
 from supervisor.database.pgcluster import free_port
-from supervisor.migrations import alembic_api
+from supervisor.migrations import lock
 
 # Installing the package can take a while on a fresh machine (apt-get update first).
 pytestmark = pytest.mark.timeout(600)
@@ -165,12 +165,12 @@ def _answers(bouncer: Bouncer, proc: subprocess.Popen[bytes], base: Path) -> boo
 
 def _in_migration(url: str) -> tuple[int, int] | None:
     """(lock holder pid, migrating pid) while the slow fixture revision runs."""
-    lock = query(url, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s"
-                      " AND objid = %s", *alembic_api.LOCK_KEYS)
+    holder = query(url, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s"
+                        " AND objid = %s", *lock.LOCK_KEYS)
     sleeping = query(url, "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
                           " AND state = 'active' AND query ILIKE '%pg_sleep%' AND pid <> pg_backend_pid()")
-    if lock and sleeping:
-        return int(lock[0][0]), int(sleeping[0][0])  # type: ignore[call-overload]
+    if holder and sleeping:
+        return int(holder[0][0]), int(sleeping[0][0])  # type: ignore[call-overload]
     return None
 
 

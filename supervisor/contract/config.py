@@ -2,7 +2,8 @@
 
 Pure logic: ``load_settings(env)`` takes a mapping and returns ``Settings`` or raises
 ``ConfigError`` listing *every* problem, each naming the variable, what is wrong with
-the value and what is expected.  The only effect is reading ``*_FILE`` secrets.
+the value and what is expected.  The only effects are reading ``*_FILE`` secrets and
+checking that alembic.ini exists (both injectable).
 """
 
 from __future__ import annotations
@@ -290,7 +291,8 @@ def _read_text(path: str) -> str:
     return Path(path).read_text(encoding="utf-8")
 
 
-def load_settings(env: Mapping[str, str], read_file: Callable[[str], str] = _read_text) -> Settings:
+def load_settings(env: Mapping[str, str], read_file: Callable[[str], str] = _read_text,
+                  is_file: Callable[[Path], bool] = Path.is_file) -> Settings:
     """Validate every variable; raise ``ConfigError`` with all problems, or return ``Settings``."""
     r = _Reader(env)
     jarlpm_env = r.choice("JARLPM_ENV", "production", ENVIRONMENTS)
@@ -339,7 +341,7 @@ def load_settings(env: Mapping[str, str], read_file: Callable[[str], str] = _rea
         jarlpm_app_dir=r.raw("JARLPM_APP_DIR") or "backend",
         log_format=r.choice("LOG_FORMAT", "json", LOG_FORMATS),
         log_level=r.choice("LOG_LEVEL", "info", LOG_LEVELS),
-        alembic_ini=_check_alembic_ini(r, env),
+        alembic_ini=_check_alembic_ini(r, env, is_file),
         warnings=_unknown_variable_warnings(env),
     )
     if r.problems:
@@ -347,10 +349,10 @@ def load_settings(env: Mapping[str, str], read_file: Callable[[str], str] = _rea
     return settings
 
 
-def _check_alembic_ini(reader: _Reader, env: Mapping[str, str]) -> str:
+def _check_alembic_ini(reader: _Reader, env: Mapping[str, str], is_file: Callable[[Path], bool]) -> str:
     """The Alembic configuration every phase and server needs: missing is a configuration error."""
     path = paths.alembic_ini(env)
-    if not path.is_file():
+    if not is_file(path):
         reader.problems.append(
             Problem(paths.ALEMBIC_INI_VARIABLE, f"is unset and {path} does not exist" if not
                     env.get(paths.ALEMBIC_INI_VARIABLE) else f"names {path}, which does not exist",

@@ -1,0 +1,8 @@
+"""The one stream of JSON log lines: the supervisor's events and its children's output.
+
+``logsetup`` configures structlog and owns the sink (a bounded queue drained by one
+writer thread, so a slow reader never stalls the loop); ``relay`` turns a child's
+stdout/stderr into ordered events stamped with their source and pid.
+
+Runs in: the supervisor and the phase process.  May import: ``contract``, structlog.
+"""

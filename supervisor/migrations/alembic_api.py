@@ -10,16 +10,12 @@ failure names its revision, and a stop request is honoured between revisions.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg2
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -28,14 +24,10 @@ from alembic.script.revision import RevisionError
 
 from alembic import command
 from supervisor.contract import dburl
-from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
+from supervisor.contract.exitcodes import ExitCode, SupervisorError
 from supervisor.contract.paths import alembic_ini
-from supervisor.database import probe
-from supervisor.supervision.signals import SignalQueue
 
 # Two int4 keys ("Jarl", "PM01"): pg_locks shows them as classid/objid with objsubid 2.
-LOCK_KEYS = (0x4A61726C, 0x504D3031)
-LOCK_WAIT_LOG_INTERVAL = 10.0
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -155,78 +147,6 @@ class BlockerInfo:
                 "query": (self.query or "")[:300] or None, "xact_age_s": self.xact_age_s}
 
 
-class MigrationLock:
-    """The replica-wide migration lock, held on a dedicated connection."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._conn: Any = None
-
-    def holder_pid(self, conn: Any) -> int | None:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                " AND classid = %s AND objid = %s AND objsubid = 2"
-                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                LOCK_KEYS,
-            )
-            row = cur.fetchone()
-        return int(row[0]) if row else None
-
-    def acquire(self, timeout: float, signals: SignalQueue, log: Any) -> float:
-        """Poll for the lock until ``timeout``; return seconds waited.  Exit 75 on timeout."""
-        conn = probe.connect(self.url, application_name="jarlpm-migrate-lock")
-        started = time.monotonic()
-        last_log = -LOCK_WAIT_LOG_INTERVAL
-        try:
-            while True:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEYS)
-                    got = bool(cur.fetchone()[0])
-                if got:
-                    self._conn, conn = conn, None
-                    return time.monotonic() - started
-                waited = time.monotonic() - started
-                holder = self.holder_pid(conn)
-                if waited >= timeout:
-                    raise SupervisorError(
-                        f"another replica held the migration lock for {waited:.0f}s "
-                        f"(MIGRATION_LOCK_TIMEOUT={timeout:g})",
-                        ExitCode.TEMPFAIL,
-                        f"the holder is PostgreSQL backend pid {holder}: check that replica's logs; "
-                        "if it is stuck, pg_terminate_backend it; raise MIGRATION_LOCK_TIMEOUT for "
-                        "long migrations",
-                        holder_pid=holder,
-                    )
-                if waited - last_log >= LOCK_WAIT_LOG_INTERVAL:
-                    last_log = waited
-                    log.info("migrate.lock_waiting", holder_pid=holder, waited_s=round(waited, 1),
-                             timeout_s=timeout)
-                if _pause(signals, min(0.25 + 0.05 * (waited // 1), 1.0, max(0.0, timeout - waited))):
-                    raise StopRequested(signals.name(signals.stop_signal or 15))
-        finally:
-            if conn is not None:
-                with contextlib.suppress(psycopg2.Error):
-                    conn.close()
-
-    def release(self) -> None:
-        if self._conn is None:
-            return
-        with contextlib.suppress(psycopg2.Error):
-            with self._conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
-            self._conn.close()
-        self._conn = None
-
-    @contextlib.contextmanager
-    def held(self, timeout: float, signals: SignalQueue, log: Any) -> Iterator[float]:
-        waited = self.acquire(timeout, signals, log)
-        try:
-            yield waited
-        finally:
-            self.release()
-
-
 def _on_connection(cfg: Config, conn: sa.Connection, run: Callable[[], None]) -> None:
     """Run an alembic command with ``conn`` handed to env.py, outside any caller transaction.
 
@@ -242,24 +162,6 @@ def _on_connection(cfg: Config, conn: sa.Connection, run: Callable[[], None]) ->
         cfg.attributes.pop("connection", None)
     if conn.in_transaction():
         conn.commit()
-
-
-def _pause(signals: SignalQueue, seconds: float) -> bool:
-    """Wait up to ``seconds``; True as soon as a stop is requested.
-
-    A reload runs the migrate phase in a thread of its own: there, reading the signal
-    wakeup pipe (``SignalQueue.sleep``) would steal the supervisor loop's wakeups, so
-    only the pending-stop flag is polled.
-    """
-    if threading.current_thread() is threading.main_thread():
-        return signals.sleep(seconds)
-    deadline = time.monotonic() + seconds
-    while not signals.stop_pending():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        time.sleep(min(0.05, remaining))
-    return True
 
 
 def upgrade_one(cfg: Config, conn: sa.Connection, revision: str) -> None:

@@ -27,7 +27,6 @@ from supervisor.contract.exitcodes import ExitCode, SupervisorError
 from supervisor.database import errors
 from supervisor.migrations import drift, fingerprint, stamp
 from supervisor.migrations.alembic_api import (
-    MigrationLock,
     alembic_config,
     current_revisions,
     engine_for,
@@ -36,6 +35,7 @@ from supervisor.migrations.alembic_api import (
     script_directory,
     single_head,
 )
+from supervisor.migrations.lock import MigrationLock
 from supervisor.migrations.steps import Step, run_steps
 from supervisor.supervision.signals import SignalQueue
 

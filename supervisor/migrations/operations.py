@@ -25,7 +25,6 @@ from supervisor.contract.config import Settings
 from supervisor.contract.exitcodes import ExitCode, SupervisorError
 from supervisor.migrations import migrator, stamp
 from supervisor.migrations.alembic_api import (
-    MigrationLock,
     alembic_config,
     current_revisions,
     engine_for,
@@ -35,6 +34,7 @@ from supervisor.migrations.alembic_api import (
     script_directory,
     single_head,
 )
+from supervisor.migrations.lock import MigrationLock
 from supervisor.migrations.steps import Step, run_steps
 from supervisor.supervision.signals import SignalQueue
 

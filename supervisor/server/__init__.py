@@ -1,0 +1,9 @@
+"""Code that runs inside a server process: uvicorn on the socket the supervisor hands over.
+
+``worker`` (``python -m supervisor.server.worker``) imports the app, waits for ``go``,
+serves, heartbeats and drains on the control channel; ``serverlog`` turns stdlib log
+records (uvicorn's, the app's) into JSON lines for the supervisor's relay.
+
+Runs in: each server process.  May import: ``contract``, uvicorn and the app; never
+``supervision`` (the app must not depend on the supervisor's internals).
+"""
