@@ -14,6 +14,7 @@ Four kinds of process run this package's code, and each subpackage belongs to on
   we started if its owner dies.
 
 ``contract`` holds what the outside world relies on (environment, URLs, exit codes,
-paths, control messages) and imports nothing heavy, so the backend may share it.
+paths, control messages) and imports nothing heavy, so the backend may share it;
+``system`` wraps what every process uses from the OS (signals, /proc, sd_notify).
 ``explain`` reads logs back (``jarlpm explain``) and depends on nothing else here.
 """

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 from supervisor.contract import dburl
 from supervisor.contract.config import Settings
 from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
-from supervisor.supervision.notify import Notifier
-from supervisor.supervision.signals import SignalQueue
+from supervisor.system.notify import Notifier
+from supervisor.system.signals import SignalQueue
 
 
 @dataclass

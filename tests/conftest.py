@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "backend"))
 sys.path.insert(0, str(REPO / "tests"))
 
+import procs  # noqa: E402
 from pgfixtures import (  # noqa: E402
     ExternalPostgres,
     drop_database,
@@ -21,6 +22,16 @@ from pgfixtures import (  # noqa: E402
 )
 
 from supervisor.database.pgcluster import LocalPostgres  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _end_to_end_marker(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tell the harness whether this test may start real supervisors (only tests marked ``slow``)."""
+    procs.SLOW_TEST_RUNNING = request.node.get_closest_marker("slow") is not None
+    try:
+        yield
+    finally:
+        procs.SLOW_TEST_RUNNING = None
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,9 @@ from supervisor.database.pgcluster import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 APPS = REPO / "tests" / "apps"
+# Set by conftest for each test: False refuses to start a supervisor in a test not marked
+# ``slow`` (end-to-end tests live in tests/e2e or carry the marker), None outside pytest.
+SLOW_TEST_RUNNING: bool | None = None
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
@@ -39,7 +42,11 @@ class Supervisor:
 
     def __init__(self, env: dict[str, str], args: tuple[str, ...] = ("run",),
                  command: list[str] | None = None, cwd: Path = REPO) -> None:
+        if SLOW_TEST_RUNNING is False:
+            raise AssertionError("a test that starts a real supervisor is end-to-end: put it in tests/e2e "
+                                 "or mark it @pytest.mark.slow")
         self.env = env
+        self.json_only = env.get("LOG_FORMAT", "json") == "json"
         self.port = int(env.get("PORT", "0") or 0)
         cmd = command or [sys.executable, "-m", "supervisor", *args]
         self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
@@ -64,6 +71,7 @@ class Supervisor:
         return self.proc.pid
 
     def events(self) -> list[dict[str, Any]]:
+        """Every stdout line as an event; with LOG_FORMAT=json a line that is not a JSON object fails."""
         with self._lock:
             lines = list(self.lines)
         out = []
@@ -71,10 +79,22 @@ class Supervisor:
             try:
                 value = json.loads(line)
             except ValueError:
-                continue
+                value = None
             if isinstance(value, dict):
                 out.append(value)
+            elif self.json_only:
+                raise AssertionError(f"not a JSON object on stdout: {line[:300]!r}")
         return out
+
+    def check_json_only(self) -> None:
+        """With LOG_FORMAT=json, stdout and stderr carry nothing but JSON objects (the contract)."""
+        if not self.json_only:
+            return
+        self.events()
+        with self._lock:
+            bad = [line for line in self.stderr_lines if not _is_json_object(line)]
+        if bad:
+            raise AssertionError(f"not a JSON object on stderr: {bad[0][:300]!r}")
 
     def find(self, event: str, **match: Any) -> list[dict[str, Any]]:
         return [e for e in self.events() if e.get("event") == event
@@ -128,6 +148,13 @@ class Supervisor:
         return http_get(self.port, path, timeout)
 
 
+def _is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
 def http_get(port: int, path: str, timeout: float = 10, host: str = "127.0.0.1",
              method: str = "GET", body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
@@ -162,11 +189,14 @@ def base_env(database_url: str | None, **extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def running(env: dict[str, str], args: tuple[str, ...] = ("run",), **kwargs: Any) -> Iterator[Supervisor]:
+    """A supervisor for the ``with`` block; on a clean exit, every line it wrote must have been JSON."""
     sup = Supervisor(env, args, **kwargs)
     try:
         yield sup
     finally:
         sup.kill()
+    sup._drain(2)
+    sup.check_json_only()
 
 
 def pids_alive(pids: list[int]) -> list[int]:

@@ -13,8 +13,8 @@ import psycopg2
 from supervisor.contract import dburl
 from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
 from supervisor.database import errors
-from supervisor.supervision.restart_policy import backoff_delay
-from supervisor.supervision.signals import SignalQueue
+from supervisor.system.backoff import backoff_delay
+from supervisor.system.signals import SignalQueue
 
 SUPERVISOR_APPLICATION_NAME = "jarlpm-supervisor"
 

@@ -30,7 +30,7 @@ from supervisor.database import probe
 from supervisor.logs import logsetup
 from supervisor.migrations import commands as commands
 from supervisor.migrations import migrator, operations
-from supervisor.supervision.signals import SignalQueue
+from supervisor.system.signals import SignalQueue
 
 
 def _needs(args: argparse.Namespace) -> str:

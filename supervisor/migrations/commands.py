@@ -21,7 +21,7 @@ from supervisor.contract.exitcodes import ExitCode, SupervisorError
 from supervisor.database import errors
 from supervisor.migrations import migrator, operations, revisions
 from supervisor.migrations.alembic_api import alembic_config, revert_path, script_directory
-from supervisor.supervision.signals import SignalQueue
+from supervisor.system.signals import SignalQueue
 
 
 @dataclass

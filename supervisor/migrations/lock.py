@@ -19,7 +19,7 @@ import psycopg2
 
 from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
 from supervisor.database import probe
-from supervisor.supervision.signals import SignalQueue
+from supervisor.system.signals import SignalQueue
 
 LOCK_KEYS = (0x4A61726C, 0x504D3031)
 LOCK_WAIT_LOG_INTERVAL = 10.0

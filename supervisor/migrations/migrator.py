@@ -37,7 +37,7 @@ from supervisor.migrations.alembic_api import (
 )
 from supervisor.migrations.lock import MigrationLock
 from supervisor.migrations.steps import Step, run_steps
-from supervisor.supervision.signals import SignalQueue
+from supervisor.system.signals import SignalQueue
 
 
 @dataclass

@@ -36,7 +36,7 @@ from supervisor.migrations.alembic_api import (
 )
 from supervisor.migrations.lock import MigrationLock
 from supervisor.migrations.steps import Step, run_steps
-from supervisor.supervision.signals import SignalQueue
+from supervisor.system.signals import SignalQueue
 
 HISTORY_HINT = "see `jarlpm migrate history` for the revisions this code knows"
 

@@ -23,7 +23,7 @@ from supervisor.migrations.alembic_api import (
     script_directory,
     single_head,
 )
-from supervisor.supervision.signals import SignalQueue
+from supervisor.system.signals import SignalQueue
 
 
 def next_revision_id(script: ScriptDirectory, message: str) -> str | None:

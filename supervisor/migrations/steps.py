@@ -32,7 +32,7 @@ from supervisor.migrations.alembic_api import (
     set_lock_timeout,
     upgrade_one,
 )
-from supervisor.supervision.signals import SignalQueue
+from supervisor.system.signals import SignalQueue
 
 LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout
 INSUFFICIENT_PRIVILEGE = "42501"

@@ -25,7 +25,7 @@ import uvicorn
 from uvicorn.importer import import_from_string
 
 from supervisor.server import serverlog
-from supervisor.supervision import reaper
+from supervisor.system import reaper
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]

@@ -18,14 +18,14 @@ from typing import Any
 
 from supervisor.contract.config import Settings
 from supervisor.contract.exitcodes import ExitCode
-from supervisor.supervision import reaper
 from supervisor.supervision import server_process as childmod
-from supervisor.supervision.notify import Notifier
 from supervisor.supervision.phase_process import PhaseChild
 from supervisor.supervision.restart_policy import GiveUp, RestartPolicy
 from supervisor.supervision.server_process import ServerProcess
-from supervisor.supervision.signals import SignalQueue
 from supervisor.supervision.status import StatusServer
+from supervisor.system import reaper
+from supervisor.system.notify import Notifier
+from supervisor.system.signals import SignalQueue
 
 TICK = 0.25
 DUMP_WAIT = 2.0  # seconds a stalled process gets to print its stacks before SIGKILL

@@ -27,8 +27,8 @@ from supervisor.contract.paths import package_root
 from supervisor.logs import logsetup
 from supervisor.logs.relay import StreamRelay
 from supervisor.phases import PhaseContext, PhaseRunner, database_phases
-from supervisor.supervision.notify import Notifier
-from supervisor.supervision.signals import SignalQueue
+from supervisor.system.notify import Notifier
+from supervisor.system.signals import SignalQueue
 
 INTERRUPTED = 130  # internal: a stop request ended the phases (the supervisor exits 0)
 SUPERVISOR_PID = "JARLPM_SUPERVISOR_PID"

@@ -1,24 +1,11 @@
-"""Pure retry and restart policy: capped exponential backoff with jitter, crash-loop detection."""
+"""Pure restart policy: when to restart a dead server process, and when a crash loop means give up."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
 
-
-def backoff_delay(attempt: int, base: float, cap: float, jitter: float = 0.2,
-                  rng: random.Random | None = None) -> float:
-    """Delay before retry number ``attempt`` (1-based): ``base * 2**(attempt-1)``, capped, ± jitter.
-
-    Jitter spreads out replicas that failed together (a database restart), so they do
-    not all retry in the same instant.
-    """
-    # The exponent is bounded: from attempt 1025 (8½ hours of restarts at a 30 s cap)
-    # base * 2**attempt no longer fits a float (OverflowError); 2**64 exceeds any cap.
-    raw = min(cap, base * (2 ** min(64, max(0, attempt - 1))))
-    spread = raw * jitter
-    pick = (rng or random).uniform(-spread, spread)
-    return float(max(0.0, min(cap, raw + pick)))
+from supervisor.system.backoff import backoff_delay
 
 
 @dataclass(frozen=True)

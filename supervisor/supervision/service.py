@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 from supervisor.contract import config, dburl
 from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
 from supervisor.logs import logsetup
-from supervisor.supervision import listener, reaper
+from supervisor.supervision import listener
 from supervisor.supervision.arbiter import Arbiter
-from supervisor.supervision.notify import Notifier
-from supervisor.supervision.signals import STOP_SIGNALS, SignalQueue
 from supervisor.supervision.status import StatusServer, socket_path
+from supervisor.system import reaper
+from supervisor.system.notify import Notifier
+from supervisor.system.signals import STOP_SIGNALS, SignalQueue
 
 if TYPE_CHECKING:
     from supervisor.phases import PhaseContext

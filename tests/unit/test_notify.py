@@ -1,4 +1,4 @@
-"""Specifications of ``supervisor.supervision.notify``: sd_notify datagrams, checked on a real Unix datagram socket."""
+"""Specifications of ``supervisor.system.notify``: sd_notify datagrams, checked on a real Unix datagram socket."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.supervision.notify import Notifier
+from supervisor.system.notify import Notifier
 
 NOTIFY_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 

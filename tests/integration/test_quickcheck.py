@@ -21,7 +21,7 @@ from procs import APPS, REPO, base_env, running
 from supervisor.contract import config
 from supervisor.contract.exitcodes import ExitCode
 from supervisor.migrations import alembic_api, fingerprint, migrator, quickcheck
-from supervisor.supervision.signals import SignalQueue
+from supervisor.system.signals import SignalQueue
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from alembic import command
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ALEMBIC_INI = REPO / "alembic.ini"
 ALEMBIC_BIN = Path(sys.executable).parent / "alembic"
 APP_TABLES = {"epics", "features", "user_stories"}

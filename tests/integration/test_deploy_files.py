@@ -27,7 +27,7 @@ from supervisor.contract.exitcodes import ExitCode
 from supervisor.supervision import arbiter
 from supervisor.supervision.restart_policy import RestartPolicy
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "jarlpm.service"
 ENV_EXAMPLE = REPO / "systemd" / "jarlpm.env.example"
 DOCKERFILE = REPO / "Dockerfile"

@@ -13,7 +13,7 @@ from pgfixtures import ExternalPostgres  # type: ignore[import-not-found]
 
 from supervisor.database.pgcluster import LocalPostgres
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def admin_url(server: LocalPostgres | ExternalPostgres) -> str:

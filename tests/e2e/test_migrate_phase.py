@@ -34,7 +34,7 @@ from procs import APPS, Supervisor, base_env, running, wait_for
 from supervisor.contract import config
 from supervisor.contract.exitcodes import ExitCode, SupervisorError
 from supervisor.migrations import alembic_api, drift, lock, migrator
-from supervisor.supervision.signals import SignalQueue
+from supervisor.system.signals import SignalQueue
 
 APP_TABLES = {"epics", "features", "user_stories"}
 

@@ -6,12 +6,8 @@ import random
 
 import pytest
 
-from supervisor.supervision.restart_policy import (
-    GiveUp,
-    Restart,
-    RestartPolicy,
-    backoff_delay,
-)
+from supervisor.supervision.restart_policy import GiveUp, Restart, RestartPolicy
+from supervisor.system.backoff import backoff_delay
 
 
 def rng() -> random.Random:

@@ -1,0 +1,9 @@
+"""What every process of ours uses from the operating system, with no policy of its own.
+
+``signals`` (handlers only record; a self-pipe wakes the loop), ``reaper`` (the
+process tree from /proc, PID 1 and subreaper duties), ``notify`` (systemd's
+sd_notify without a library), ``backoff`` (capped exponential backoff with jitter).
+
+Runs in: the supervisor, the phase process, server processes.  May import:
+``contract`` and the standard library only.
+"""

@@ -1,0 +1,112 @@
+"""The architecture's invariants, as tests: which process may load what, and who may import whom."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from procs import REPO
+
+HEAVY = ("sqlalchemy", "alembic", "psycopg2", "uvicorn", "fastapi")
+
+
+def modules_loaded_by(*modules: str) -> set[str]:
+    """Top-level packages in ``sys.modules`` after importing ``modules`` in a fresh interpreter."""
+    code = ("import json, sys\n" + "".join(f"import {m}\n" for m in modules)
+            + "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules})))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    return set(json.loads(out))
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every module name ``path`` imports (absolute), at any depth of the file."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+class TestSupervisorProcessStaysLight:
+    """The long-lived supervisor never loads the database stack or the web server."""
+
+    @pytest.mark.parametrize("entry", ["supervisor.main", "supervisor.supervision.service",
+                                       "supervisor.supervision.arbiter", "supervisor.logs.relay"])
+    def test_entry_point_loads_nothing_heavy(self, entry: str) -> None:
+        """Importing a supervisor entry point loads none of SQLAlchemy, Alembic, psycopg2, uvicorn."""
+        assert modules_loaded_by(entry) & set(HEAVY) == set()
+
+    def test_contract_is_standard_library_only(self) -> None:
+        """The contract modules, shared with the backend, load nothing outside the standard library."""
+        contract = sorted(p.stem for p in (REPO / "supervisor" / "contract").glob("*.py") if p.stem != "__init__")
+        loaded = modules_loaded_by(*[f"supervisor.contract.{name}" for name in contract])
+        assert loaded & {*HEAVY, "structlog"} == set()
+
+
+class TestImportDirections:
+    """Who may import whom: the map in each package's docstring, enforced."""
+
+    def test_backend_and_migrations_use_only_the_contract(self) -> None:
+        """backend/ and alembic/ import nothing of the supervisor but ``supervisor.contract``."""
+        offenders = []
+        for path in [*(REPO / "backend").rglob("*.py"), *(REPO / "alembic").rglob("*.py")]:
+            for name in imported_names(path):
+                if name.split(".")[0] == "supervisor" and not name.startswith("supervisor.contract"):
+                    offenders.append(f"{path.relative_to(REPO)}: {name}")
+        assert offenders == []
+
+    def test_server_process_code_does_not_import_supervision(self) -> None:
+        """Code inside a server process never imports the supervision loop's modules."""
+        offenders = [f"{path.relative_to(REPO)}: {name}"
+                     for path in (REPO / "supervisor" / "server").rglob("*.py")
+                     for name in imported_names(path) if name.startswith("supervisor.supervision")]
+        assert offenders == []
+
+    def test_lower_layers_do_not_import_the_supervision_loop(self) -> None:
+        """``system``, ``logs``, ``database``, ``migrations`` and ``phases`` never import ``supervision``.
+
+        The phase process's end (``supervision.phase_process``) imports ``phases``, not the reverse.
+        """
+        lower = [p for pkg in ("system", "logs", "database", "migrations")
+                 for p in (REPO / "supervisor" / pkg).rglob("*.py")] + [REPO / "supervisor" / "phases.py"]
+        offenders = [f"{path.relative_to(REPO)}: {name}" for path in lower
+                     for name in imported_names(path) if name.startswith("supervisor.supervision")]
+        assert offenders == []
+
+    def test_contract_imports_only_the_contract(self) -> None:
+        """The contract depends on nothing else of the supervisor."""
+        offenders = [f"{path.relative_to(REPO)}: {name}"
+                     for path in (REPO / "supervisor" / "contract").rglob("*.py")
+                     for name in imported_names(path)
+                     if name.startswith("supervisor.") and not name.startswith("supervisor.contract")]
+        assert offenders == []
+
+    def test_explain_stands_alone(self) -> None:
+        """``jarlpm explain`` reads logs with nothing of the supervisor but the contract."""
+        offenders = [f"{path.relative_to(REPO)}: {name}"
+                     for path in (REPO / "supervisor" / "explain").rglob("*.py")
+                     for name in imported_names(path)
+                     if name.startswith("supervisor.") and not name.startswith(("supervisor.explain",
+                                                                                "supervisor.contract"))]
+        assert offenders == []
+
+
+class TestPackageMaps:
+    """Every package's ``__init__`` docstring is its map: what is in it and which process runs it."""
+
+    @pytest.mark.parametrize("package", sorted(p.parent.name for p in (REPO / "supervisor").glob("*/__init__.py")))
+    def test_package_has_a_map(self, package: str) -> None:
+        """The docstring names every module of the package."""
+        init = REPO / "supervisor" / package / "__init__.py"
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        modules = sorted(p.stem for p in init.parent.glob("*.py") if not p.stem.startswith("_"))
+        assert doc, f"supervisor/{package}/__init__.py has no docstring"
+        assert [m for m in modules if m not in doc] == []
