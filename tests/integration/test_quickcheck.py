@@ -146,6 +146,7 @@ class TestFingerprintAgreesWithAlembic:
         assert fingerprint.code_roots(ini) is None
 
 
+@pytest.mark.slow
 class TestThroughTheSupervisor:
     """`jarlpm check` twice, then a schema changed by hand: the quick path never hides drift."""
 
