@@ -365,6 +365,19 @@ def secret_mount(pod: Mapping[str, Any], container: Mapping[str, Any], path: str
 class TestKubernetesDeployment:
     """The Deployment's numbers follow from the supervisor's settings."""
 
+    def test_no_service_account_token(self, pod: dict[str, Any]) -> None:
+        """The API never calls the Kubernetes API: no token is mounted into the pod."""
+        assert pod["automountServiceAccountToken"] is False
+
+    def test_memory_request_covers_the_measured_footprint(self, container: dict[str, Any]) -> None:
+        """requests.memory covers the supervisor (27 MiB) and each server process (86 MiB) at rest, measured."""
+        settings = validated(container_env(container))
+        resources = container["resources"]
+        at_rest = 27 + settings.workers * 86
+        reload_peak = 27 + 2 * settings.workers * 86 + 70
+        assert mebibytes(resources["requests"]["memory"]) >= at_rest
+        assert mebibytes(resources["limits"]["memory"]) >= reload_peak
+
     def test_several_replicas_run_the_supervisor(self, manifests: dict[str, Any], container: dict[str, Any]) -> None:
         """Several replicas, each with the supervisor as its command (PID 1)."""
         assert manifests["Deployment"]["spec"]["replicas"] >= 2
@@ -574,6 +587,15 @@ class TestDockerfile:
         """The build context has no virtualenv, development database or caches."""
         ignored = set(DOCKERIGNORE.read_text().split())
         assert {".venv", ".jarlpm", ".pytest_cache", ".mypy_cache", ".ruff_cache", "**/__pycache__"} <= ignored
+
+
+def mebibytes(quantity: str) -> float:
+    """A Kubernetes memory quantity (``256Mi``, ``1Gi``) in MiB."""
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return float(quantity[: -len(suffix)]) * factor
+    return float(quantity) / 2**20
 
 
 # -- Locked dependencies -------------------------------------------------------------------------
