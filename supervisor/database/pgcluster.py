@@ -121,7 +121,9 @@ class LocalPostgres:
         os.chmod(self.datadir, 0o700)
         self._chown(self.datadir)
         pwfile = self.datadir.parent / f".pw-{os.getpid()}-{secrets.token_hex(4)}"
-        pwfile.write_text(self.password + "\n")
+        # Created 0600 from the start: never readable by others, not even for a moment.
+        with os.fdopen(os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(self.password + "\n")
         self._chown(pwfile)
         try:
             self._run(
@@ -138,8 +140,9 @@ class LocalPostgres:
             )
         finally:
             pwfile.unlink(missing_ok=True)
-        (self.datadir / "jarlpm.password").write_text(self.password)
-        os.chmod(self.datadir / "jarlpm.password", 0o600)
+        with os.fdopen(os.open(self.datadir / "jarlpm.password", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
+                       "w") as handle:
+            handle.write(self.password)
         self._chown(self.datadir / "jarlpm.password")
 
     def _options(self) -> str:

@@ -92,8 +92,9 @@ def _database(settings: config.Settings | None, need: str, log: Any) -> Iterator
     datadir = embedded.data_dir()
     port_file = datadir.parent / "pg.port"
     if (datadir / "postmaster.pid").exists() and port_file.exists():
+        password, _ = embedded.app_password()
         url = LocalPostgres(datadir, port=int(port_file.read_text())).url(
-            embedded.APP_DATABASE, user=embedded.APP_USER, password=embedded.APP_PASSWORD)
+            embedded.APP_DATABASE, user=embedded.APP_USER, password=password)
         if _answers(url):
             # A running `jarlpm run` owns it: use it, leave it running.
             yield settings.with_database(url)

@@ -104,10 +104,10 @@ def run(check_only: bool = False) -> int:
         notifier.extend_timeout(30)
         settings = _validate(log, notifier, signals)
         sock = None if check_only else listener.bind(settings.host, settings.port)
+        status = None if sock is None else _status_server(log)
         _finish_validation(log, started)
         phase = "supervise"
         if sock is not None:
-            status = _status_server(log)
             arbiter = Arbiter(settings, signals, log, notifier, sock, _server_env(settings),
                               status=status, protected_pids=lambda: _protected(ctx))
             if not settings.embedded_database:

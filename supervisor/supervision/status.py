@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from supervisor.contract.exitcodes import ExitCode, SupervisorError
 from supervisor.contract.paths import data_dir
 
 SOCKET_NAME = "jarlpm.sock"
@@ -36,14 +37,16 @@ class StatusServer:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        _refuse_live_socket(path)
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            path.unlink()  # a stale socket: its supervisor is gone
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o177)
         try:
             self.sock.bind(str(path))
         finally:
             os.umask(old_umask)
+        self.inode = path.stat().st_ino
         self.sock.listen(16)
         self.sock.setblocking(False)
 
@@ -71,7 +74,33 @@ class StatusServer:
         with contextlib.suppress(OSError):
             self.sock.close()
         with contextlib.suppress(OSError):
-            self.path.unlink()
+            if self.path.stat().st_ino == self.inode:  # still ours, not a successor's
+                self.path.unlink()
+
+
+def _refuse_live_socket(path: Path) -> None:
+    """A socket that answers belongs to a running supervisor: never take it over.
+
+    Two supervisors sharing a state directory would answer each other's
+    ``jarlpm status`` and ``jarlpm reload``; the second one fails at start instead.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            return  # nothing there, or a stale socket whose supervisor is gone
+        except TimeoutError:
+            pass  # listening, with a full backlog: alive
+        except OSError:  # not a socket at all, or unreadable: let bind report it
+            return
+    raise SupervisorError(
+        f"another supervisor is running with the status socket {path}",
+        ExitCode.CONFIG,
+        "stop it first, or give this one its own state directory (JARLPM_STATE_DIR, or systemd's "
+        "RuntimeDirectory= per instance)",
+        path=str(path),
+    )
 
 
 def query(path: Path | None = None, timeout: float = 3.0) -> dict[str, Any]:

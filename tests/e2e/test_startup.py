@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from pgfixtures import APP_PASSWORD
 from procs import APPS, REPO, base_env, http_get, running, wait_for
 
@@ -225,3 +226,69 @@ class TestDevelopmentMode:
             from procs import pids_alive
 
             wait_for(lambda: not pids_alive([postmaster]), 30, "the postmaster gone")
+
+    def test_embedded_password_is_random_and_private(self, tmp_path: Path) -> None:
+        """The app role's password is random, in a 0600 file; the cluster's directory is private."""
+        data = tmp_path / "jarlpm-data"
+        env = base_env(None, JARLPM_ENV="development", JARLPM_DATA_DIR=str(data))
+        with running(env) as sup:
+            started = sup.wait_event("embedded_db.started", timeout=90)
+            sup.wait_event("supervisor.ready", timeout=90)
+            sup.signal(signal.SIGTERM)
+            assert sup.wait_exit(60) == 0
+        password_file = data / "app.password"
+        password = password_file.read_text().strip()
+        assert password != "jarlpm-dev" and len(password) >= 24
+        assert password_file.stat().st_mode & 0o777 == 0o600
+        datadir = Path(started["datadir"])
+        for directory in {data, datadir.parent}:
+            for path in directory.rglob("*"):
+                if path.is_file() and not path.is_symlink() and path.stat().st_mode & 0o004:
+                    assert password not in path.read_text(errors="replace"), f"{path} is world-readable"
+        if datadir.parent != data:  # the private fallback (we are root, tmp_path is 0700)
+            assert datadir.parent.stat().st_mode & 0o077 == 0
+            assert datadir.parent.name.startswith("jarlpm-pg-") and datadir.parent.parent == Path("/var/tmp")
+        assert password not in "\n".join(sup.lines)
+
+    def test_prepared_cluster_location_is_refused(self, tmp_path: Path) -> None:
+        """A recorded cluster directory that other users can write (a prepared trap) is refused, exit 78."""
+        if os.geteuid() != 0:
+            pytest.skip("the private fallback directory is used only when running as root")
+        data = tmp_path / "jarlpm-data"
+        data.mkdir(mode=0o700)
+        trap = tmp_path / "world-writable"
+        trap.mkdir()
+        trap.chmod(0o1777)
+        (data / "pg.location").write_text(str(trap / "pg") + "\n")
+        env = base_env(None, JARLPM_ENV="development", JARLPM_DATA_DIR=str(data))
+        with running(env) as sup:
+            assert sup.wait_exit(60) == 78
+            failed = sup.find("phase.failed")
+            assert failed and failed[0]["phase"] == "embedded_db"
+            assert "writable by other users" in failed[0]["error"] and "pg.location" in failed[0]["hint"]
+        assert not (trap / "pg").exists()
+
+
+class TestStatusSocketOwnership:
+    """A second supervisor never takes over a live supervisor's status socket."""
+
+    def test_second_instance_with_the_same_state_directory_fails_clearly(self, app_db: str) -> None:
+        """Exit 78 naming the socket; the first keeps answering `jarlpm status`; a stale socket is reused."""
+        first_env = base_env(app_db, **SAMPLE)
+        with running(first_env) as first:
+            first.wait_event("supervisor.ready", timeout=90)
+            second_env = base_env(app_db, JARLPM_STATE_DIR=first_env["JARLPM_STATE_DIR"], **SAMPLE)
+            with running(second_env) as second:
+                assert second.wait_exit(60) == 78
+                failed = second.find("phase.failed")
+                assert len(failed) == 1 and failed[0]["phase"] == "validate_env"
+                assert "another supervisor" in failed[0]["error"] and failed[0]["hint"]
+            status = subprocess.run([sys.executable, "-m", "supervisor", "status", "--json"], env=first_env,
+                                    capture_output=True, text=True, timeout=30)
+            assert status.returncode == 0 and json.loads(status.stdout)["state"] == "running"
+            first.signal(signal.SIGKILL)  # leaves its socket file behind
+            first.wait_exit(30)
+        socket_file = Path(first_env["JARLPM_STATE_DIR"]) / "jarlpm.sock"
+        assert socket_file.exists()
+        with running(base_env(app_db, JARLPM_STATE_DIR=first_env["JARLPM_STATE_DIR"], **SAMPLE)) as third:
+            third.wait_event("supervisor.ready", timeout=90)
