@@ -1,8 +1,9 @@
 """The external contract, written once: what users, the backend and the tests rely on.
 
 ``config`` (every environment variable: names, defaults, rules), ``dburl`` (URL
-normalisation, libpq DSN, redaction of secrets), ``exitcodes`` (every exit code and
-the error carrying one), ``paths`` (where alembic.ini, the app and the state are).
+normalisation, libpq DSN, redaction of secrets), ``sqltext`` (statement text fit for a
+log line: literals out), ``exitcodes`` (every exit code and the error carrying one),
+``paths`` (where alembic.ini, the app and the state are).
 
 Runs in: every process.  May import: the standard library only (no SQLAlchemy,
 psycopg2, Alembic, uvicorn or structlog), so ``backend/`` can import it without the

@@ -18,6 +18,12 @@ _ACCEPTED_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2"}
 _URL_PASSWORD = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)")
 # password=… in libpq keyword strings and query parameters.
 _KEYWORD_PASSWORD = re.compile(r"(?P<pre>\bpassword\s*=\s*)(?P<pw>'[^']*'|[^\s&]+)", re.IGNORECASE)
+# PASSWORD '…' in SQL (CREATE/ALTER ROLE … [ENCRYPTED] PASSWORD '…'), as a statement or an error quotes it;
+# the literal may be an E'' string or dollar-quoted, and may end where the text was cut.
+_SQL_PASSWORD = re.compile(
+    r"(?P<pre>\bpassword\s+)(?P<pw>[Ee]'(?:[^'\\]|\\.|'')*(?:'|$)|'(?:[^']|'')*(?:'|$)"
+    r"|\$(?P<tag>[A-Za-z_]\w*|)\$.*?(?:\$(?P=tag)\$|$))",
+    re.IGNORECASE | re.DOTALL)
 
 _secrets_lock = threading.Lock()
 _secrets: set[str] = set()
@@ -198,4 +204,5 @@ def redact(text: str) -> str:
         text = _URL_PASSWORD.sub(_mask_url_password, text)
     if "assword" in text or "ASSWORD" in text:
         text = _KEYWORD_PASSWORD.sub(r"\g<pre>***", text)
+        text = _SQL_PASSWORD.sub(r"\g<pre>'***'", text)
     return text

@@ -23,7 +23,7 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 
 from alembic import command
-from supervisor.contract import dburl
+from supervisor.contract import dburl, sqltext
 from supervisor.contract.exitcodes import ExitCode, SupervisorError
 from supervisor.contract.paths import alembic_ini
 
@@ -144,7 +144,8 @@ class BlockerInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return {"pid": self.pid, "application_name": self.application_name, "state": self.state,
-                "query": (self.query or "")[:300] or None, "xact_age_s": self.xact_age_s}
+                # The shape names the blocker; its literals (values, a PASSWORD '…') stay out of the log.
+                "query": sqltext.normalise(self.query, 300) or None, "xact_age_s": self.xact_age_s}
 
 
 def _on_connection(cfg: Config, conn: sa.Connection, run: Callable[[], None]) -> None:

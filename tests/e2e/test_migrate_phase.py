@@ -263,12 +263,16 @@ class TestDdlLockTimeout:
             with blocker.cursor() as cur:
                 cur.execute("SELECT pg_backend_pid()")
                 blocker_pid = cur.fetchone()[0]
-                cur.execute("SELECT count(*) FROM epics")  # leaves the transaction open: ACCESS SHARE held
+                # Leaves the transaction open (ACCESS SHARE held); its text carries values that
+                # must not reach the log, the way a request's literals or a role's password would.
+                cur.execute("SELECT count(*) FROM epics WHERE title <> 'blocker-secret-title' AND id > 4242")
             with running(env_for(app_db, ini, MIGRATION_DDL_LOCK_TIMEOUT="1")) as sup:
                 failed = sup.wait_event("phase.failed", phase="migrate")
                 assert sup.wait_exit() == ExitCode.DATAERR
         assert failed["sqlstate"] == "55P03" and failed["revision"] == "x_locks_epics"
         assert failed["blockers"][0]["pid"] == blocker_pid
+        assert failed["blockers"][0]["query"] == "SELECT count(*) FROM epics WHERE title <> ? AND id > ?"
+        assert not [line for line in sup.lines if "blocker-secret-title" in line or "4242" in line]
         assert f"pg_terminate_backend({blocker_pid})" in failed["hint"]
         assert revisions_in(app_db) == {repo_head()}
         never_served(sup)

@@ -140,6 +140,19 @@ class TestRedact:
     def test_keyword_password(self, text: str, expected: str) -> None:
         assert dburl.redact(text) == expected
 
+    @pytest.mark.parametrize(("text", "expected"), [
+        ("ALTER ROLE app WITH PASSWORD 'hunter22'", "ALTER ROLE app WITH PASSWORD '***'"),
+        ("CREATE ROLE app LOGIN ENCRYPTED PASSWORD 'it''s secret' VALID UNTIL 'x'",
+         "CREATE ROLE app LOGIN ENCRYPTED PASSWORD '***' VALID UNTIL 'x'"),
+        ("alter role app password E'hunt\\'er'", "alter role app password '***'"),
+        ("ALTER ROLE app PASSWORD $pw$s3cr'et$pw$;", "ALTER ROLE app PASSWORD '***';"),
+        ("ALTER ROLE app PASSWORD 'cut off by track_activity_query_si", "ALTER ROLE app PASSWORD '***'"),
+        ("ALTER ROLE app PASSWORD NULL", "ALTER ROLE app PASSWORD NULL"),
+    ])
+    def test_sql_password_literal(self, text: str, expected: str) -> None:
+        """A role's password in a statement (a migration's, a blocker's query) is masked, however quoted."""
+        assert dburl.redact(text) == expected
+
     def test_registered_secret_anywhere(self) -> None:
         dburl.register_url_secrets("postgresql://app:hunter22@db/jarlpm")
         assert dburl.redact("FATAL: bad token hunter22 (hunter22)") == "FATAL: bad token *** (***)"

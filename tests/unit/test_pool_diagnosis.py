@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from jarlpm.pool import dbview, report, statements
+from jarlpm.pool import dbview, report
 from jarlpm.pool.budget import ConnectionBudget, ThreadBudget, connection_budget
 from jarlpm.pool.context import RequestContext, route_template
 from jarlpm.pool.diagnosis import (
@@ -32,6 +32,8 @@ from jarlpm.pool.model import (
 from jarlpm.pool.options import PoolOptions
 from jarlpm.pool.ratelimit import RateLimiter, SaturationWatch, saturation_wait
 from jarlpm.pool.tracker import PoolTracker
+
+from supervisor.contract import sqltext as statements
 
 LONG = 1.0
 TIMEOUT = Trigger("timeout", "QueuePool limit of size 2 overflow 0 reached")

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg2
 
 from jarlpm.pool.model import DbLock, DbSession, DbSettings, DbView
-from jarlpm.pool.statements import normalise
+from supervisor.contract.sqltext import normalise
 
 DIAGNOSTICS_APPLICATION = "jarlpm-diagnostics"
 CONNECT_TIMEOUT_S = 2  # libpq's minimum
