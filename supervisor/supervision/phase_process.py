@@ -27,6 +27,7 @@ from supervisor.contract.paths import package_root
 from supervisor.logs import logsetup
 from supervisor.logs.relay import StreamRelay
 from supervisor.phases import PhaseContext, PhaseRunner, database_phases
+from supervisor.supervision import handover
 from supervisor.system.notify import Notifier
 from supervisor.system.signals import SignalQueue
 
@@ -58,6 +59,7 @@ class PhaseChild:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "supervisor.supervision.phase_process", *names],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            pass_fds=handover.inherited_fds(),
         )
         assert self.process.stdout is not None and self.process.stderr is not None
         self.relays = [StreamRelay(pipe, os.getpid(), name, emit=self._emit, source="supervisor")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from supervisor.contract.config import Settings
 from supervisor.contract.paths import app_dir, package_root
 from supervisor.logs.relay import StackDump, StreamRelay
+from supervisor.supervision import handover
 
 STDERR_TAIL_LINES = 30
 
@@ -186,7 +187,7 @@ def spawn(slot: int, settings: Settings, listener: socket.socket, env: dict[str,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(listen_fd, child_end.fileno()),
+            pass_fds=(listen_fd, child_end.fileno(), *handover.inherited_fds()),
             start_new_session=True,
             env=env,
         )

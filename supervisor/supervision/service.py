@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from supervisor.contract import config, dburl
 from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
 from supervisor.logs import logsetup
-from supervisor.supervision import listener
+from supervisor.supervision import handover, listener
 from supervisor.supervision.arbiter import Arbiter
 from supervisor.supervision.status import StatusServer, socket_path
 from supervisor.system import reaper
@@ -224,11 +224,9 @@ def _protected(ctx: PhaseContext | None) -> set[int]:
 
 
 def _server_env(settings: config.Settings) -> dict[str, str]:
-    """The server processes' environment: the validated settings, embedded URL included."""
+    """The children's environment: the validated settings, the URLs (embedded one included) by descriptor."""
     env = dict(os.environ)
-    if settings.database_url:
-        env["DATABASE_URL"] = settings.database_url
-        env.pop("DATABASE_URL_FILE", None)
+    handover.hand_over(env, settings)  # by descriptor: no password in any child's environment
     env["DB_LEAK_THRESHOLD"] = f"{settings.db_leak_threshold:g}"
     # Resolved once from the supervisor's working directory: the phase and server
     # processes find the same migrations wherever they run.
