@@ -8,6 +8,7 @@ from typing import Annotated, TypeVar, cast
 
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from jarlpm.errors import DatabaseUnavailable, NotFound
@@ -45,7 +46,25 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
     try:
         yield session
     finally:
+        close_session(session)
+
+
+def close_session(session: Session) -> None:
+    """Close ``session``; a connection the database dropped is discarded, not raised.
+
+    Closing rolls back, and on a connection PostgreSQL dropped (a restart, a
+    failover) the rollback fails with "server closed the connection
+    unexpectedly".  That is the outage the request already answered (503 with
+    Retry-After, and ``db.unavailable``), not an error of the app: raised here,
+    after the response, uvicorn would log it as "Exception in ASGI application"
+    with a traceback.  Invalidating hands the pool a slot to reconnect.
+    """
+    try:
         session.close()
+    except DBAPIError as exc:
+        if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+            raise
+        session.invalidate()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
