@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from jarlpm import pool
 from jarlpm.api import api_router
+from jarlpm.api.limits import BodySizeLimitMiddleware
 from jarlpm.errors import install_handlers
 from jarlpm.runtime import start_runtime
 from jarlpm.settings import Settings
@@ -39,4 +40,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app)
     # Which request (method, route, request id) takes each pooled connection.
     app.add_middleware(pool.RequestContextMiddleware)
+    # Outermost (added last): a body over MAX_REQUEST_BODY_BYTES is refused before anything reads it.
+    app.add_middleware(BodySizeLimitMiddleware)
     return app
