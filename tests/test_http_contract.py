@@ -11,7 +11,7 @@ import pytest
 from jarlpm.api.limits import DEFAULT_MAX_BODY_BYTES, max_body_bytes
 from jarlpm.settings import SettingsError
 from pgfixtures import ExternalPostgres, drop_database, new_app_database  # type: ignore[import-not-found]
-from served import Served, served  # type: ignore[import-not-found]
+from served import Served, served, server_env  # type: ignore[import-not-found]
 from test_api import CONTENT, STORY, migrate  # type: ignore[import-not-found]
 
 from supervisor.pgcluster import LocalPostgres
@@ -132,6 +132,15 @@ class TestBodyLimit:
         assert max_body_bytes({"MAX_REQUEST_BODY_BYTES": "0"}) == 0
         with pytest.raises(SettingsError, match="MAX_REQUEST_BODY_BYTES='1MB'"):
             max_body_bytes({"MAX_REQUEST_BODY_BYTES": "1MB"})
+
+    def test_malformed_setting_stops_the_start(self) -> None:
+        """Fails the server's start-up (uvicorn exits 3) naming the variable, instead of answering 500s."""
+        server = Served(server_env("postgresql://u:p@127.0.0.1:1/none", MAX_REQUEST_BODY_BYTES="1MB"))
+        try:
+            assert server.proc.wait(30) == 3
+        finally:
+            server.stop()
+        assert "MAX_REQUEST_BODY_BYTES='1MB'" in server.output()
 
 
 class TestConditionalRequests:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +33,13 @@ def max_body_bytes(environ: Mapping[str, str] | None = None) -> int:
     return value
 
 
+@dataclass
+class BodyLimit:
+    """The limit in force, in bytes (0 = none): set by the app's lifespan, read by the middleware."""
+
+    max_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+
 class BodyTooLarge(HTTPException):
     """The request body is over the limit (413).
 
@@ -49,28 +57,32 @@ class BodySizeLimitMiddleware:
 
     A declared length is trusted (the HTTP server never delivers more than it),
     so only bodies without one (chunked) pay for counting.  The limit is read
-    when Starlette builds the middleware stack, at start-up, not at import.
+    from the environment by the app's lifespan (a bad value then fails the
+    start-up cleanly), not here: Starlette builds middleware on the first
+    call, where an exception would make uvicorn take the app for one without
+    a lifespan and answer 500 to everything.
     """
 
-    def __init__(self, app: ASGIApp, limit: int | None = None) -> None:
+    def __init__(self, app: ASGIApp, limit: BodyLimit) -> None:
         self.app = app
-        self.limit = max_body_bytes() if limit is None else limit
+        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.limit or scope["method"] not in LIMITED_METHODS:
+        limit = self.limit.max_bytes
+        if scope["type"] != "http" or not limit or scope["method"] not in LIMITED_METHODS:
             await self.app(scope, receive, send)
             return
         declared = _declared_length(scope)
         if declared is not None:
-            if declared > self.limit:
-                await _refuse(self.limit, send)
+            if declared > limit:
+                await _refuse(limit, send)
                 return
             await self.app(scope, receive, send)
             return
-        await self._counted(scope, receive, send)
+        await self._counted(limit, scope, receive, send)
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit, received, started = self.limit, 0, False
+    async def _counted(self, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
+        received, started = 0, False
 
         async def counting_receive() -> Message:
             nonlocal received
