@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -121,8 +122,7 @@ def _declared_length(scope: Scope) -> int | None:
 
 
 async def _refuse(limit: int, send: Send) -> None:
-    body = BodyTooLarge(limit).detail.encode()
-    payload = b'{"detail":"' + body + b'"}'
+    payload = json.dumps({"detail": BodyTooLarge(limit).detail}).encode()
     await send({
         "type": "http.response.start",
         "status": 413,
