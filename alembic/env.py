@@ -5,6 +5,9 @@ in ``config.attributes["connection"]``: it is used as is (no engine is created,
 nothing is committed or closed here beyond alembic's own per-migration
 transactions).  Hand it over outside a transaction to get one transaction per
 migration; inside one, every migration runs in the caller's transaction.
+Community tools hand over an ``Engine`` instead (pytest-alembic does): a
+connection is taken from it for the run and returned, and the engine is left
+to its owner (not disposed).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from logging.config import fileConfig
 import sqlalchemy as sa
 from jarlpm.dburl import normalise_database_url, read_env_url
 from jarlpm.models import Base
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from alembic import context
@@ -99,6 +102,13 @@ def _connect_args() -> dict[str, object]:
 def run_migrations_online() -> None:
     """Migrate on the caller's connection, or on one of our own from the configured URL."""
     handed_over = config.attributes.get("connection")
+    if isinstance(handed_over, Engine):
+        with handed_over.connect() as connection:
+            _run_on(connection)
+            # Alembic commits each migration's transaction; this ends the
+            # connection's outer autobegun one, if any, the same way.
+            connection.commit()
+        return
     if handed_over is not None:
         _run_on(handed_over)
         return

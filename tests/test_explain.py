@@ -184,7 +184,7 @@ class TestRealIncidents:
         assert "0004_broken" in doc["verdict"]["cause"] and "no_such_table" in doc["verdict"]["cause"]
         assert "42P01" in doc["verdict"]["cause"]
         assert doc["verdict"]["fix"].startswith("fix revision 0004_broken")
-        assert "stays at 0003_user_stories" in doc["verdict"]["fix"]
+        assert "stays at 0004_row_versions" in doc["verdict"]["fix"]
 
     def test_database_up_late(self, own_cluster: LocalPostgres, tmp_path: Path) -> None:
         """Started while PostgreSQL is down, which then starts: one outage from first retry to recovery."""

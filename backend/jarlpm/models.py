@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from jarlpm.stages import FINAL_STAGE, FIRST_STAGE, Stage, next_stage
 
@@ -84,7 +85,23 @@ class TimestampMixin:
     )
 
 
-class Epic(TimestampMixin, Base):
+class VersionedMixin:
+    """A row version, bumped by every UPDATE: the ETag, and the guard against lost updates.
+
+    SQLAlchemy's ``version_id_col`` writes ``UPDATE ... WHERE id = :id AND
+    version = :loaded`` (and the same for DELETE), so a change made by someone
+    else since the row was loaded fails (StaleDataError) instead of being
+    silently overwritten.
+    """
+
+    version: Mapped[int] = mapped_column(sa.Integer, server_default=sa.text("1"))
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
+
+
+class Epic(VersionedMixin, TimestampMixin, Base):
     """A large body of work, shaped from a confirmed problem and outcome, then locked."""
 
     __tablename__ = "epics"
@@ -92,7 +109,10 @@ class Epic(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     title: Mapped[str] = mapped_column(sa.String(TITLE_LENGTH))
     description: Mapped[str] = mapped_column(sa.Text, server_default="")
-    stage: Mapped[Stage] = mapped_column(enum_column(Stage, "stage"), server_default=FIRST_STAGE.value)
+    # Indexed: lists filter by stage.
+    stage: Mapped[Stage] = mapped_column(
+        enum_column(Stage, "stage"), server_default=FIRST_STAGE.value, index=True
+    )
     problem_statement: Mapped[str | None] = mapped_column(sa.Text)
     desired_outcome: Mapped[str | None] = mapped_column(sa.Text)
 
@@ -107,7 +127,7 @@ class Epic(TimestampMixin, Base):
         return self.stage is FINAL_STAGE
 
 
-class Feature(TimestampMixin, Base):
+class Feature(VersionedMixin, TimestampMixin, Base):
     """A deliverable slice of an epic."""
 
     __tablename__ = "features"
@@ -124,7 +144,7 @@ class Feature(TimestampMixin, Base):
     )
 
 
-class UserStory(TimestampMixin, Base):
+class UserStory(VersionedMixin, TimestampMixin, Base):
     """A user story: "As a <persona>, I want <action>, so that <benefit>", plus criteria, points."""
 
     __tablename__ = "user_stories"

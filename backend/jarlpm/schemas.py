@@ -5,17 +5,36 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from jarlpm.models import TITLE_LENGTH, FeatureStatus, Priority, StoryStatus
 from jarlpm.stages import Stage
 
 T = TypeVar("T")
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_LENGTH)]
-Text = Annotated[str, StringConstraints(max_length=10_000)]
-StoryPart = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_000)]
-Criterion = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1_000)]
+
+def storable(value: str) -> str:
+    """Refuse text PostgreSQL cannot store, so it is a 422 naming the field, not a driver error (a 500).
+
+    PostgreSQL's ``text`` and ``jsonb`` cannot hold NUL (U+0000), and a lone
+    surrogate (U+D800-U+DFFF, which JSON's ``\\ud800`` escapes can produce) is
+    no UTF-8 at all.  ASCII text, nearly all of it, is checked with two scans.
+    """
+    if "\x00" in value:
+        raise ValueError("contains a NUL character (\\u0000), which PostgreSQL cannot store")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("contains a lone surrogate (\\ud800-\\udfff), which is not valid Unicode") from None
+    return value
+
+
+Storable = AfterValidator(storable)
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_LENGTH), Storable]
+Text = Annotated[str, StringConstraints(max_length=10_000), Storable]
+StoryPart = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_000), Storable]
+Criterion = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1_000), Storable]
 Criteria = Annotated[list[Criterion], Field(max_length=50)]
 Points = Annotated[int, Field(ge=0, le=100)]
 
@@ -48,6 +67,32 @@ class Output(BaseModel):
     """Base of response bodies, read from ORM objects."""
 
     model_config = ConfigDict(from_attributes=True)
+
+
+class ErrorOut(BaseModel):
+    """Every error but 422: one sentence saying what went wrong and, where it helps, what to do."""
+
+    detail: str
+
+
+class HealthOut(BaseModel):
+    """Liveness: the process answers."""
+
+    status: str
+    service: str
+
+
+class ReadyOut(HealthOut):
+    """Readiness: the database answers and its schema is at (or ahead of) the code's head."""
+
+    revision: str
+    schema_: str = Field(alias="schema")
+
+
+class NotReadyOut(HealthOut):
+    """Not ready (503): stopping, no database, or its schema is behind; ``reason`` says which."""
+
+    reason: str
 
 
 class Page(BaseModel, Generic[T]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 
 
 class Stage(enum.StrEnum):
@@ -19,6 +20,16 @@ class Stage(enum.StrEnum):
 ORDER: tuple[Stage, ...] = tuple(Stage)
 FIRST_STAGE = ORDER[0]
 FINAL_STAGE = ORDER[-1]
+
+
+# What a stage confirms: the epic's field that must hold text to enter that
+# stage, and to stay there or beyond (the original JarlPM's rule: a problem is
+# confirmed only once stated, an outcome once described, an epic locked once drafted).
+CONFIRMS: dict[Stage, str] = {
+    Stage.PROBLEM_CONFIRMED: "problem_statement",
+    Stage.OUTCOME_CONFIRMED: "desired_outcome",
+    Stage.EPIC_LOCKED: "description",
+}
 
 
 class StageTransitionError(ValueError):
@@ -52,4 +63,20 @@ def check_transition(current: Stage, target: Stage) -> None:
         assert expected is not None  # step > 1 means current is not the final stage
         raise StageTransitionError(
             f"cannot skip from {current.value} to {target.value}: the next stage is {expected.value}"
+        )
+
+
+def required_content(stage: Stage) -> tuple[str, ...]:
+    """The fields an epic at ``stage`` must have filled in: what it and every earlier stage confirmed."""
+    reached = ORDER[: ORDER.index(stage) + 1]
+    return tuple(field for confirmed, field in CONFIRMS.items() if confirmed in reached)
+
+
+def check_content(stage: Stage, content: Mapping[str, str | None]) -> None:
+    """Raise StageTransitionError naming each field ``stage`` needs that is missing or blank."""
+    missing = [name for name in required_content(stage) if not (content.get(name) or "").strip()]
+    if missing:
+        raise StageTransitionError(
+            f"an epic at {stage.value} needs {' and '.join(missing)}: a stage cannot be confirmed "
+            f"while the content it confirms is missing"
         )

@@ -190,9 +190,10 @@ class TestUpgradeDowngrade:
         cli("upgrade", env=env)
         run = cli("downgrade", "-1", env=env)
         assert run.code == ExitCode.USAGE, run
-        assert "DROP TABLE user_stories;" in run.stdout and "--yes" in run.stdout
+        assert "ALTER TABLE user_stories DROP COLUMN version;" in run.stdout and "--yes" in run.stdout
         failed = run.find("migrate.failed")[0]
-        assert "DROP TABLE user_stories" in failed["drops"] and failed["revisions"] == [repo_head()]
+        assert "ALTER TABLE user_stories DROP COLUMN version" in failed["drops"]
+        assert failed["revisions"] == [repo_head()]
         assert "--yes" in failed["hint"]
         assert revisions_in(app_db) == {repo_head()}
 
@@ -202,7 +203,7 @@ class TestUpgradeDowngrade:
         cli("upgrade", env=env)
         run = cli("downgrade", "-1", env=env)
         assert run.code == 0, run
-        assert "DROP TABLE user_stories" in run.find("migrate.downgrade_plan")[0]["drops"]
+        assert "ALTER TABLE user_stories DROP COLUMN version" in run.find("migrate.downgrade_plan")[0]["drops"]
         assert revisions_in(app_db) == {history_order()[-2]}
 
     def test_bad_targets_are_usage_errors(self, cli: Cli, app_db: str) -> None:
@@ -238,14 +239,14 @@ class TestOfflineSql:
         assert run.code == 0, run
         assert "CREATE TABLE epics" in run.stdout
         later = cli("upgrade", "--sql", "--from", history_order()[-2], env={})
-        assert "CREATE TABLE epics" not in later.stdout and "CREATE TABLE user_stories" in later.stdout
+        assert "CREATE TABLE" not in later.stdout and "ADD COLUMN version" in later.stdout
 
     def test_downgrade_sql_shows_the_drops_and_changes_nothing(self, cli: Cli, app_db: str) -> None:
         env = env_of(app_db)
         cli("upgrade", env=env)
         run = cli("downgrade", "--sql", "-1", env=env)
         assert run.code == 0, run
-        assert "DROP TABLE user_stories" in run.stdout
+        assert "ALTER TABLE user_stories DROP COLUMN version" in run.stdout
         assert revisions_in(app_db) == {repo_head()}
 
 

@@ -138,12 +138,13 @@ class TestUpgradeDowngrade:
         assert seen_tables[-1] == APP_TABLES
 
     def test_builds_the_schema_step_by_step(self, app_db: str, engine: Engine) -> None:
-        """Creates epics, then features, then user_stories, one table per revision."""
+        """Creates epics, then features, then user_stories, one table per revision; then versions their rows."""
         config = alembic_config(app_db)
         expected = {
             "0001_epics": {"epics"},
             "0002_features": {"epics", "features"},
             "0003_user_stories": APP_TABLES,
+            "0004_row_versions": APP_TABLES,
         }
         for revision, wanted in expected.items():
             command.upgrade(config, revision)
@@ -217,7 +218,7 @@ class TestOfflineSql:
     def test_downgrade_sql_in_process(self) -> None:
         """Writes the DROP statements for a downgrade from head to base."""
         output = io.StringIO()
-        command.downgrade(alembic_config(output=output), "0003_user_stories:base", sql=True)
+        command.downgrade(alembic_config(output=output), "0004_row_versions:base", sql=True)
         sql = output.getvalue()
         assert "DROP TABLE user_stories;" in sql
         assert "DROP TABLE epics;" in sql

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from jarlpm.api.deps import RuntimeDep
 from jarlpm.db import bounded_transaction, describe_db_error
 from jarlpm.schema_state import SchemaState, schema_state, script_revisions
+from jarlpm.schemas import HealthOut, NotReadyOut, ReadyOut
 from jarlpm.settings import Settings
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/health", tags=["health"])
 SERVICE = "jarlpm"
 
 
-@router.get("")
+@router.get("", response_model=HealthOut)
 async def health() -> dict[str, str]:
     """Liveness, answered without the database: a database outage must never restart the server.
 
@@ -29,7 +30,7 @@ async def health() -> dict[str, str]:
     return {"status": "healthy", "service": SERVICE}
 
 
-@router.get("/ready")
+@router.get("/ready", responses={200: {"model": ReadyOut}, 503: {"model": NotReadyOut}})
 async def ready(runtime: RuntimeDep) -> JSONResponse:
     """Readiness: 200 only while not stopping, the database answers and its schema is usable."""
     if runtime.stopping.is_set():

@@ -25,7 +25,7 @@ from pgfixtures import new_app_database  # type: ignore[import-not-found]
 from alembic import command
 from supervisor.database.pgcluster import LocalPostgres, free_port
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STAGES = [stage.value for stage in Stage]
 ENV_VARIABLES = (
     "DATABASE_URL",
@@ -126,7 +126,17 @@ def create_story(client: TestClient, feature_id: int, **fields: Any) -> dict[str
     return body
 
 
+CONTENT = {
+    "problem_statement": "New users drop out of sign-up",
+    "desired_outcome": "Most new users finish sign-up",
+    "description": "A one-page sign-up",
+}
+
+
 def advance_to(client: TestClient, epic_id: int, target: Stage) -> None:
+    """Fill in the content the stages confirm, then move the epic up to ``target`` one stage at a time."""
+    response = client.patch(f"/api/epics/{epic_id}", json=CONTENT)
+    assert response.status_code == 200, response.text
     for stage in STAGES[1 : STAGES.index(target.value) + 1]:
         response = client.put(f"/api/epics/{epic_id}/stage", json={"stage": stage})
         assert response.status_code == 200, response.text
@@ -165,7 +175,7 @@ class TestReadiness:
         assert response.json() == {
             "status": "ready",
             "service": "jarlpm",
-            "revision": "0003_user_stories",
+            "revision": "0004_row_versions",
             "schema": "at_head",
         }
 
@@ -506,7 +516,7 @@ class TestStageRule:
 
     def test_forward_one_step_at_a_time(self, client: TestClient) -> None:
         """Moves an epic through every stage, one step each, up to locked."""
-        epic = create_epic(client)
+        epic = create_epic(client, **CONTENT)
         for stage in STAGES[1:]:
             response = client.put(f"/api/epics/{epic['id']}/stage", json={"stage": stage})
             assert response.status_code == 200, response.text
@@ -539,7 +549,7 @@ class TestStageRule:
 
     def test_rule_applies_to_patch(self, client: TestClient) -> None:
         """Applies the same rule to a stage sent with PATCH."""
-        epic = create_epic(client)
+        epic = create_epic(client, **CONTENT)
         url = f"/api/epics/{epic['id']}"
         assert client.patch(url, json={"stage": "outcome_confirmed"}).status_code == 409
         assert client.patch(url, json={"stage": "problem_confirmed"}).status_code == 200
