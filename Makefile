@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: setup run test lint bench clean-db
 
@@ -14,6 +15,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The bench's extra (the gunicorn baseline), only for `make bench`.
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
 run: setup
 	JARLPM_ENV=development LOG_FORMAT=$${LOG_FORMAT:-console} scripts/start.sh
 
@@ -24,7 +30,7 @@ lint: setup
 	$(VENV)/bin/ruff check supervisor backend alembic tests bench
 	$(VENV)/bin/mypy
 
-bench: setup
+bench: $(BENCH_STAMP)
 	$(PY) -m bench
 
 clean-db:
