@@ -27,6 +27,9 @@ PALETTE: dict[str, Color] = {
     "shell loop": (148, 103, 189),
     "supervisord": (44, 160, 44),
     "uvicorn": (127, 127, 127),
+    "gunicorn": (214, 39, 40),
+    "gunicorn --preload": (255, 152, 150),
+    "supervisor (standby)": (174, 199, 232),
 }
 FALLBACK: Sequence[Color] = ((140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207))
 
