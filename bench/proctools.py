@@ -96,12 +96,21 @@ def switches_in_status(text: str) -> int:
     return total
 
 
-def threads(pid: int) -> list[int]:
-    """The thread ids of ``pid`` (empty once it is gone)."""
+def thread_switches(pid: int) -> dict[str, int] | None:
+    """Context switches so far of each live thread of ``pid``, by ``TID name``; None once it is gone."""
     try:
-        return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+        tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return []
+        return None
+    found = {}
+    for tid in tids:
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except OSError:
+            continue  # the thread exited between the listing and the read
+        name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Name:")), "?")
+        found[f"{tid} {name}"] = switches_in_status(text)
+    return found
 
 
 def context_switches(pid: int) -> int | None:
@@ -111,17 +120,8 @@ def context_switches(pid: int) -> int | None:
     thread only.  A thread that exits takes its count with it: a window that spans
     a thread's exit undercounts (the supervising processes' threads are long-lived).
     """
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return None
-    total = 0
-    for tid in tids:
-        try:
-            total += switches_in_status(Path(f"/proc/{pid}/task/{tid}/status").read_text())
-        except OSError:
-            continue  # the thread exited between the listing and the read
-    return total
+    by_thread = thread_switches(pid)
+    return None if by_thread is None else sum(by_thread.values())
 
 
 def rss_kb(pid: int) -> int | None:

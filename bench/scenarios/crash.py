@@ -36,7 +36,7 @@ from bench.contenders import (
 from bench.context import Context
 from bench.harness import contender, fresh_database, launched
 from bench.load import LoopingClients, Sample
-from bench.model import Row, ScenarioResult
+from bench.model import NOT_AVAILABLE, Row, ScenarioResult
 
 KEY = "crash"
 TITLE = "Crash under load"
@@ -45,7 +45,7 @@ BEFORE_S = 1.0  # load before the kill
 AFTER_S = 1.0  # load after recovery
 RECOVERY_LIMIT_S = 30.0
 CONTENDERS = (SUPERVISOR, STANDBY, GUNICORN, GUNICORN_PRELOAD, SUPERVISORD, SHELL_LOOP)
-SMOKE_CONTENDERS = (SUPERVISOR, GUNICORN)
+SMOKE_CONTENDERS = (GUNICORN,)  # the smoke run's cheap check of the baseline (the supervisor's is in tests/e2e)
 TARGET_RATIO = 1.0  # recovery: the supervisor vs gunicorn, and with standby vs gunicorn --preload
 
 
@@ -91,6 +91,10 @@ def run(ctx: Context) -> ScenarioResult:
     result = ScenarioResult(KEY, TITLE)
     wanted = SMOKE_CONTENDERS if ctx.options.smoke else CONTENDERS
     contenders = available(wanted, ctx.supervisord_version, result.notes)
+    if not contenders:
+        result.status = NOT_AVAILABLE
+        result.reason = "; ".join(result.notes)
+        return result
     for _, label in stats.interleaved(ctx.options.reps, contenders):
         run_ = _one(ctx, label)
         ctx.progress(f"crash {label:20s} refused={run_['refused']} failed_after={run_['failed_after_kill']} "

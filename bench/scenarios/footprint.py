@@ -37,7 +37,7 @@ CONTENDERS = (SUPERVISOR, SUPERVISORD, GUNICORN, GUNICORN_PRELOAD)
 def _measure(servers: dict[str, Server], window: float) -> dict[str, dict[str, Any]]:
     """Sample RSS every second and CPU at both ends of ``window`` seconds of idleness."""
     cpu0 = {label: proctools.cpu_seconds(s.pid) or 0.0 for label, s in servers.items()}
-    switches0 = {label: proctools.context_switches(s.pid) or 0 for label, s in servers.items()}
+    threads0 = {label: proctools.thread_switches(s.pid) or {} for label, s in servers.items()}
     rss: dict[str, list[int]] = {label: [] for label in servers}
     started = time.monotonic()
     while True:
@@ -51,12 +51,15 @@ def _measure(servers: dict[str, Server], window: float) -> dict[str, dict[str, A
     out = {}
     for label, server in servers.items():
         cpu = (proctools.cpu_seconds(server.pid) or 0.0) - cpu0[label]
-        switches = (proctools.context_switches(server.pid) or 0) - switches0[label]
+        # Per thread, so a reader can see which thread wakes (a thread born in the window counts from 0).
+        by_thread = {name: n - threads0[label].get(name, 0)
+                     for name, n in (proctools.thread_switches(server.pid) or {}).items()}
+        switches = sum(by_thread.values())
         workers = [p for p in server.server_pids() if p != server.pid]
         out[label] = {"contender": label, "rss_mb": round(max(rss[label]) / 1024, 2),
                       "idle_cpu_pct": round(100 * cpu / elapsed, 3), "window_s": round(elapsed, 1),
                       "wakeups_per_s": round(switches / elapsed, 3), "context_switches": switches,
-                      "threads": len(proctools.threads(server.pid)),
+                      "switches_by_thread": by_thread,
                       "server_rss_mb": [round((proctools.rss_kb(p) or 0) / 1024, 1) for p in workers]}
     return out
 

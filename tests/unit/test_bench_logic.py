@@ -77,13 +77,23 @@ class TestWakeups:
     def test_counts_every_thread(self) -> None:
         """A second thread's sleeps show in the process's total, not only the main thread's."""
         before = proctools.context_switches(os.getpid())
-        stop = threading.Event()
-        waits = threading.Thread(target=lambda: [stop.wait(0.001) for _ in range(50)])
-        waits.start()
-        waits.join(10)
-        assert before is not None
-        after = proctools.context_switches(os.getpid())
-        assert after is not None and after - before >= 50
+        slept, release = threading.Event(), threading.Event()
+
+        def sleeper() -> None:
+            for _ in range(50):
+                release.wait(0.001)
+            slept.set()
+            release.wait(10)
+
+        thread = threading.Thread(target=sleeper)
+        thread.start()
+        try:
+            assert slept.wait(10)
+            after = proctools.context_switches(os.getpid())  # while the thread lives: its count is there
+        finally:
+            release.set()
+            thread.join(10)
+        assert before is not None and after is not None and after - before >= 50
 
     def test_gone_process(self) -> None:
         """A process that does not exist has no count (None), not zero."""
