@@ -37,8 +37,8 @@ class Options:
 
     @classmethod
     def smoke_run(cls, **overrides: object) -> Options:
-        """One tiny iteration: start-to-first-200 for the supervisor alone, one crash and a second of wrk
-        for the supervisor and gunicorn (when installed), and a short relay."""
+        """One tiny iteration: start-to-first-200 for the supervisor alone, a short relay, one crash of
+        gunicorn's worker and a second of wrk against the supervisor and gunicorn (when installed)."""
         values: dict[str, object] = dict(reps=1, smoke=True, only=("startup", "crash", "relay", "throughput"),
                                          with_supervisord=False, idle_seconds=1.0, relay_lines=2000,
                                          throughput_seconds=1.0, wrk_seconds=1.0)
