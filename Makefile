@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: setup run test lint bench clean-db lock
 
@@ -16,6 +17,11 @@ $(STAMP): pyproject.toml requirements/dev.lock
 
 setup: $(STAMP)
 
+# The bench's extra (the gunicorn baseline), only for `make bench`.
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
 run: setup
 	JARLPM_ENV=development LOG_FORMAT=$${LOG_FORMAT:-console} scripts/start.sh
 
@@ -26,7 +32,7 @@ lint: setup
 	$(VENV)/bin/ruff check supervisor backend alembic tests bench
 	$(VENV)/bin/mypy
 
-bench: setup
+bench: $(BENCH_STAMP)
 	$(PY) -m bench
 
 clean-db:
@@ -37,7 +43,7 @@ lock: setup
 	$(PY) -m pip install --quiet 'uv>=0.5'
 	$(VENV)/bin/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
 		--python-platform x86_64-unknown-linux-gnu --quiet -o requirements/runtime.lock
-	$(VENV)/bin/uv pip compile pyproject.toml --extra test --generate-hashes --python-version 3.11 \
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra bench --generate-hashes --python-version 3.11 \
 		--python-platform x86_64-unknown-linux-gnu --quiet -o requirements/dev.lock
 	echo 'setuptools>=68' | $(VENV)/bin/uv pip compile - --generate-hashes --python-version 3.11 \
 		--python-platform x86_64-unknown-linux-gnu --quiet -o requirements/build.lock

@@ -26,7 +26,7 @@ from bench.scenarios import REGISTRY
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true",
-                        help="one tiny iteration (start-to-first-200 for the supervisor, a short relay)")
+                        help="one tiny iteration (start-to-first-200, a crash and 1 s of wrk, a short relay)")
     parser.add_argument("--reps", type=int, help="interleaved repetitions per contender (default 4)")
     parser.add_argument("--only", help=f"comma-separated scenarios among: {', '.join(REGISTRY)}")
     parser.add_argument("--out", type=Path, help=f"directory for latest.json/.md/.png (default {RESULTS})")
@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--relay-lines", type=int, help="log relay: lines per run (default 50000)")
     parser.add_argument("--throughput-seconds", type=float,
                         help="instrumentation overhead: load seconds per run (default 5)")
+    parser.add_argument("--wrk-seconds", type=float,
+                        help="throughput with access logs: wrk's seconds per run (default 10)")
     parser.add_argument("--busy", type=int,
                         help="run N busy loops throughout, to measure on a machine whose cores are busy")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs of every run)")
@@ -54,7 +56,7 @@ def options_from(args: argparse.Namespace) -> Options:
         overrides["admin_url"] = args.admin_url
     if args.no_supervisord:
         overrides["with_supervisord"] = False
-    for name in ("idle_seconds", "relay_lines", "throughput_seconds", "busy"):
+    for name in ("idle_seconds", "relay_lines", "throughput_seconds", "wrk_seconds", "busy"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     return Options.smoke_run(**overrides) if args.smoke else Options(**overrides)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import supervisord
+from bench import supervisord, wrk
 from bench.paths import RESULTS
 from bench.pg import BenchDatabase
 
@@ -31,14 +31,17 @@ class Options:
     idle_seconds: float = 60.0
     relay_lines: int = 50_000
     throughput_seconds: float = 5.0
+    wrk_seconds: float = 10.0  # throughput: wrk's duration per run
     pending_revisions: int = 10
     busy: int = 0  # busy loops running throughout (bench/contention.py)
 
     @classmethod
     def smoke_run(cls, **overrides: object) -> Options:
-        """One tiny iteration: start-to-first-200 for the supervisor alone and a short relay."""
-        values: dict[str, object] = dict(reps=1, smoke=True, only=("startup", "relay"), with_supervisord=False,
-                                         idle_seconds=1.0, relay_lines=2000, throughput_seconds=1.0)
+        """One tiny iteration: start-to-first-200 for the supervisor alone, a short relay, one crash of
+        gunicorn's worker and a second of wrk against the supervisor and gunicorn (when installed)."""
+        values: dict[str, object] = dict(reps=1, smoke=True, only=("startup", "crash", "relay", "throughput"),
+                                         with_supervisord=False, idle_seconds=1.0, relay_lines=2000,
+                                         throughput_seconds=1.0, wrk_seconds=1.0)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
@@ -55,6 +58,8 @@ class Context:
     loadavg_at_start: tuple[float, float, float] = field(default_factory=os.getloadavg)
     anomalies: list[str] = field(default_factory=list)
     _supervisord: str | Exception | None = None
+    _wrk: str | Exception | None = None
+    wrk_version: str | None = None
     _counter: int = 0
 
     def prepare(self) -> None:
@@ -95,6 +100,18 @@ class Context:
         if isinstance(self._supervisord, Exception):
             raise supervisord.SupervisordUnavailable(str(self._supervisord))
         return self._supervisord
+
+    def wrk(self) -> str:
+        """wrk's path; a full run installs it on first use.  Raises wrk.WrkUnavailable."""
+        if self._wrk is None:
+            try:
+                self._wrk = wrk.ensure(install=not self.options.smoke)
+                self.wrk_version = wrk.version(self._wrk)
+            except (wrk.WrkUnavailable, OSError, subprocess.SubprocessError) as exc:
+                self._wrk = exc
+        if isinstance(self._wrk, Exception):
+            raise wrk.WrkUnavailable(str(self._wrk))
+        return self._wrk
 
     def cleanup(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -6,9 +6,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bench import servers, supervisord
+from bench import contenders, servers
 from bench.context import Context
-from bench.paths import REPO
 from bench.pg import BenchDatabase
 
 
@@ -30,16 +29,7 @@ def contender(ctx: Context, label: str, app: str = "server:app", app_dir: str = 
               **extra: str) -> Builder:
     """A builder (port, database URL, run dir) -> spec for one of the contenders, serving ``app``."""
     def build(port: int, url: str, run_dir: Path) -> servers.ServerSpec:
-        if label == "supervisor":
-            app_env = {} if app == "server:app" else {"JARLPM_APP": app, "JARLPM_APP_DIR": app_dir}
-            return servers.supervisor(port, url, run_dir, {**app_env, **extra})
-        if label == "supervisord":
-            return supervisord.spec(port, run_dir, REPO, app, app_dir, extra={"DATABASE_URL": url, **extra})
-        if label == "uvicorn":
-            return servers.plain_uvicorn(port, app, app_dir, {"DATABASE_URL": url, **extra})
-        if label in ("shell loop", "shell chain"):
-            return servers.shell_chain(port, url, loop=label == "shell loop", extra=extra)
-        raise ValueError(f"unknown contender {label!r}")
+        return contenders.spec(label, port, url, run_dir, app, app_dir, extra)
     return build
 
 
@@ -78,7 +68,7 @@ def launched(ctx: Context, build: Builder, url: str, name: str, capture: bool = 
 
 def _check_stop(ctx: Context, name: str, server: servers.Server) -> None:
     """Record a supervisor stop that escalated: the bench sends one SIGTERM, so a second came from elsewhere."""
-    if server.spec.label == "supervisor" and server.log_path is not None:
+    if contenders.is_supervisor(server.spec.label) and server.log_path is not None:
         if any(e.get("event") == "supervisor.stop_escalated" for e in server.events()):
             ctx.anomaly(f"{name}: supervisor.stop_escalated (a second stop signal the bench did not send)")
 

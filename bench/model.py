@@ -12,7 +12,11 @@ ERROR = "error"
 
 @dataclass
 class Row:
-    """One figure: the supervisor's median beside the baselines', and the target it is held to."""
+    """One figure: the supervisor's median beside the baselines', and the target it is held to.
+
+    ``subject`` is the contender the figure is about (the Supervisor column), usually
+    the supervisor itself; ``supervisor (standby)`` for the fast-replacement rows.
+    """
 
     figure: str
     unit: str
@@ -22,6 +26,7 @@ class Row:
     target: str | None = None
     passed: bool | None = None
     note: str = ""
+    subject: str = "supervisor"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,8 +1,8 @@
 """A bar chart as a PNG, in pure Python (zlib + struct): no plotting library to install.
 
-One panel per figure: its name, then one bar per contender scaled to the panel's
-largest value, the value printed after the bar, and the target's verdict.  Text
-uses a 5x7 bitmap font (upper case only: lower case is drawn as upper case).
+One panel per figure: its name, its ratio to the baseline and the target's
+verdict, then one bar per contender scaled to the panel's largest value, the
+value printed after the bar.  Text uses a 5x7 bitmap font (upper case only: lower case is drawn as upper case).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 
-from bench.model import OK, ScenarioResult
+from bench.model import OK, Row, ScenarioResult
 
 Color = tuple[int, int, int]
 
@@ -27,6 +27,9 @@ PALETTE: dict[str, Color] = {
     "shell loop": (148, 103, 189),
     "supervisord": (44, 160, 44),
     "uvicorn": (127, 127, 127),
+    "gunicorn": (214, 39, 40),
+    "gunicorn --preload": (255, 152, 150),
+    "supervisor (standby)": (174, 199, 232),
 }
 FALLBACK: Sequence[Color] = ((140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207))
 
@@ -120,6 +123,17 @@ def _value_text(value: float, unit: str) -> str:
     return f"{value:.2f} {unit}" if value < 100 else f"{value:.0f} {unit}"
 
 
+def _header_tail(row: Row) -> list[tuple[str, Color]]:
+    """What follows a panel's name: the ratio to its baseline, then the target's verdict."""
+    tail = []
+    if row.ratio is not None and row.baseline:
+        tail.append((f"{row.ratio:.2f}× {row.baseline}", BLACK))
+    if row.target:
+        word, color = {True: ("PASS", PASS), False: ("FAIL", FAIL), None: ("N/A", GREY)}[row.passed]
+        tail.append((f"{word} ({row.target})", color))
+    return tail
+
+
 WIDTH = 1200
 LABEL_X = 24
 BAR_X = 300
@@ -133,7 +147,7 @@ def chart(results: list[ScenarioResult], title: str) -> bytes:
     """The whole report as one PNG."""
     panels = [(r, row) for r in results if r.status == OK for row in r.rows
               if any(v is not None for v in row.values.values())]
-    height = 80 + sum(2 * LINE + LINE * len(row.values) + 14 for _, row in panels) + 20
+    height = 80 + sum(3 * LINE + LINE * len(row.values) + 14 for _, row in panels) + 20
     canvas = Canvas(WIDTH, max(height, 120))
     canvas.text(LABEL_X, 20, title, BLACK, scale=2)
     canvas.text(LABEL_X, 46, "bars: medians; each panel scaled to its largest value", GREY, scale=2)
@@ -141,13 +155,11 @@ def chart(results: list[ScenarioResult], title: str) -> bytes:
     y = 80
     for result, row in panels:
         x = canvas.text(LABEL_X, y, f"{result.title}: {row.figure}", BLACK, scale=2)
-        if row.target:
-            word, color = {True: ("PASS", PASS), False: ("FAIL", FAIL), None: ("N/A", GREY)}[row.passed]
-            verdict = f"{word} ({row.target})"
-            if x + 16 + CHAR_W * len(verdict) > WIDTH - LABEL_X:
+        for text, color in _header_tail(row):
+            if x + 16 + CHAR_W * len(text) > WIDTH - LABEL_X:
                 y += LINE
-                x = LABEL_X
-            canvas.text(x + 16, y, verdict, color, scale=2)
+                x = LABEL_X - 16
+            x = canvas.text(x + 16, y, text, color, scale=2)
         y += LINE
         largest = max((abs(v) for v in row.values.values() if v is not None), default=0.0) or 1.0
         for label, value in row.values.items():

@@ -58,10 +58,11 @@ def descendants(root: int) -> list[int]:
 
 
 def is_server_process(argv: list[str]) -> bool:
-    """A uvicorn server: the supervisor's worker, or the ``uvicorn`` script (not a shell naming it)."""
+    """A uvicorn server: the supervisor's worker, or the ``uvicorn`` or ``gunicorn`` script (not a shell
+    naming it).  gunicorn's master has its workers' command line: ``Server.server_pids`` leaves it out."""
     if "supervisor.server.worker" in argv:
         return True
-    return any(os.path.basename(arg) == "uvicorn" for arg in argv[:2])
+    return any(os.path.basename(arg) in ("uvicorn", "gunicorn") for arg in argv[:2])
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -84,6 +85,43 @@ def tree_cpu_seconds(root: int) -> float:
         if fields:
             total += sum(int(value) for value in fields[11:15])
     return total / CLOCK_TICKS
+
+
+def switches_in_status(text: str) -> int:
+    """voluntary + nonvoluntary context switches in the text of one /proc/.../status (pure)."""
+    total = 0
+    for line in text.splitlines():
+        if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+            total += int(line.split()[1])
+    return total
+
+
+def thread_switches(pid: int) -> dict[str, int] | None:
+    """Context switches so far of each live thread of ``pid``, by ``TID name``; None once it is gone."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    found = {}
+    for tid in tids:
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except OSError:
+            continue  # the thread exited between the listing and the read
+        name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Name:")), "?")
+        found[f"{tid} {name}"] = switches_in_status(text)
+    return found
+
+
+def context_switches(pid: int) -> int | None:
+    """Context switches of every live thread of ``pid`` so far: each one is a time it woke up or was preempted.
+
+    Summed over /proc/PID/task/*/status, because /proc/PID/status counts the main
+    thread only.  A thread that exits takes its count with it: a window that spans
+    a thread's exit undercounts (the supervising processes' threads are long-lived).
+    """
+    by_thread = thread_switches(pid)
+    return None if by_thread is None else sum(by_thread.values())
 
 
 def rss_kb(pid: int) -> int | None:

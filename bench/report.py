@@ -17,7 +17,8 @@ from bench.context import Context, Options
 from bench.model import OK, Row, ScenarioResult
 from bench.paths import REPO
 
-PACKAGES = ("uvicorn", "fastapi", "sqlalchemy", "alembic", "psycopg2-binary", "structlog")
+PACKAGES = ("uvicorn", "uvloop", "httptools", "fastapi", "sqlalchemy", "alembic", "psycopg2-binary", "structlog",
+            "gunicorn", "uvicorn-worker")
 
 
 def _git(*args: str) -> str:
@@ -59,7 +60,7 @@ def meta(opts: Options, ctx: Context, duration_s: float) -> dict[str, Any]:
                     "loadavg_at_start": [round(x, 2) for x in ctx.loadavg_at_start],
                     "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
         "versions": {**{p: _version(p) for p in PACKAGES}, "postgresql": postgres,
-                     "supervisord": supervisord or "not used"},
+                     "supervisord": supervisord or "not used", "wrk": ctx.wrk_version or "not used"},
         "commit": _git("rev-parse", "--short", "HEAD"),
         "anomalies": ctx.anomalies,
         "worktree_dirty": _git("status", "--porcelain") not in ("", "?"),
@@ -73,7 +74,8 @@ def targets(results: list[ScenarioResult]) -> list[dict[str, Any]]:
         for row in result.rows:
             if row.target:
                 found.append({"scenario": result.key, "figure": row.figure, "target": row.target,
-                              "supervisor": row.values.get("supervisor"), "ratio": row.ratio,
+                              "subject": row.subject, "supervisor": row.values.get(row.subject),
+                              "ratio": row.ratio,
                               "passed": row.passed, "note": row.note})
     return found
 
@@ -115,6 +117,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value:.2f} %"
     if unit == "count":
         return f"{value:g}"
+    if unit == "/s":
+        return f"{value:.2f} /s"
     return f"{value:g} {unit}"
 
 
@@ -132,9 +136,11 @@ def _ratio(row: Row) -> str:
 
 
 def _row_line(row: Row) -> str:
-    ours = fmt(row.values.get("supervisor"), row.unit)
+    ours = fmt(row.values.get(row.subject), row.unit)
+    if row.subject != "supervisor":
+        ours = f"{row.subject}: {ours}"
     others = "; ".join(f"{label} {fmt(value, row.unit)}" for label, value in row.values.items()
-                       if label != "supervisor")
+                       if label != row.subject)
     note = f" ({row.note})" if row.note else ""
     return f"| {row.figure}{note} | {ours} | {others} | {_ratio(row)} | {_verdict(row)} |"
 

@@ -33,6 +33,10 @@ class ServerSpec:
     port: int
     cwd: Path = REPO
     ctl: list[str] = field(default_factory=list)  # supervisorctl command prefix, for supervisord
+    # The root is a pre-fork master (gunicorn's arbiter): it holds the socket and its
+    # children serve, so it is never one of the server processes, although its command
+    # line is theirs.
+    master: bool = False
 
 
 # Below Linux's ephemeral range (32768-60999): the thousands of client connections
@@ -130,7 +134,8 @@ class Server:
 
     def server_pids(self) -> list[int]:
         """The uvicorn processes in the tree (the supervisor's workers count as such)."""
-        return [pid for pid in [self.pid, *self.tree()] if proctools.is_server_process(proctools.cmdline(pid))]
+        candidates = self.tree() if self.spec.master else [self.pid, *self.tree()]
+        return [pid for pid in candidates if proctools.is_server_process(proctools.cmdline(pid))]
 
     def wait_server_pid(self, timeout: float = 30, exclude: set[int] | None = None) -> int:
         deadline = time.monotonic() + timeout
@@ -176,6 +181,42 @@ class Server:
         if self.log_path is None or not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def log_size(self) -> int:
+        """Bytes in the log so far: a mark for ``wait_text``."""
+        try:
+            return self.log_path.stat().st_size if self.log_path is not None else 0
+        except FileNotFoundError:
+            return 0
+
+    def wait_text(self, text: str, timeout: float, since: int = 0) -> float:
+        """Poll the log beyond byte ``since`` until ``text`` appears; the monotonic time it was seen.
+
+        Reads only what was appended since the last poll: under load the log grows by
+        thousands of access lines a second.
+        """
+        assert self.log_path is not None
+        deadline = time.monotonic() + timeout
+        needle = text.encode()
+        carry = b""
+        with open(self.log_path, "rb") as log:
+            log.seek(since)
+            while True:
+                chunk = carry + log.read()
+                if needle in chunk:
+                    return time.monotonic()
+                carry = chunk[-len(needle):]
+                if time.monotonic() > deadline or not self.running():
+                    raise RuntimeError(f"{self.spec.label}: no {text!r} within {timeout}s\n{self.tail()}")
+                time.sleep(0.01)
+
+    def count_text(self, text: str) -> int:
+        """Lines of the log that contain ``text``."""
+        if self.log_path is None or not self.log_path.exists():
+            return 0
+        needle = text.encode()
+        with open(self.log_path, "rb") as log:
+            return sum(needle in line for line in log)
 
     def events(self) -> list[dict[str, Any]]:
         """The JSON objects in the log (the supervisor's stream)."""
@@ -235,3 +276,4 @@ def plain_uvicorn(port: int, app: str, app_dir: str, extra: Mapping[str, str] | 
     env = clean_env(port, **(extra or {}))
     argv = [str(BIN / "uvicorn"), app, "--app-dir", app_dir, "--host", "127.0.0.1", "--port", str(port)]
     return ServerSpec("uvicorn", argv, env, port)
+

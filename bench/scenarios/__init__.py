@@ -6,7 +6,18 @@ from collections.abc import Callable
 
 from bench.context import Context
 from bench.model import ScenarioResult
-from bench.scenarios import crash, explain, footprint, graceful, instrumentation, relay, reload, startup, warmup
+from bench.scenarios import (
+    crash,
+    explain,
+    footprint,
+    graceful,
+    instrumentation,
+    relay,
+    reload,
+    startup,
+    throughput,
+    warmup,
+)
 
 REGISTRY: dict[str, Callable[[Context], ScenarioResult]] = {
     startup.KEY: startup.run,
@@ -14,6 +25,7 @@ REGISTRY: dict[str, Callable[[Context], ScenarioResult]] = {
     graceful.KEY: graceful.run,
     reload.KEY: reload.run,
     relay.KEY: relay.run,
+    throughput.KEY: throughput.run,
     footprint.KEY: footprint.run,
     warmup.KEY: warmup.run,
     instrumentation.KEY: instrumentation.run,

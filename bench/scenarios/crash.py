@@ -1,8 +1,11 @@
 """Crash under load: the server process is SIGKILLed while clients request /api/health in a loop.
 
 Contenders: the supervisor (restarts its worker; the socket it holds queues
-connections meanwhile), supervisord (``autorestart=true``), and the shell chain
-restarted by ``while true; do ...; done``.  Counted around the kill:
+connections meanwhile), gunicorn with one uvicorn worker, with and without
+``--preload`` (its master holds the socket and forks a new worker),
+supervisord (``autorestart=true``), and the shell chain restarted by ``while
+true; do ...; done``; and the supervisor with its fast-replacement option
+(``supervisor (standby)``) once it reads the switch.  Counted around the kill:
 
 * refused: connections refused (nothing was listening);
 * failed after the kill: requests sent after the kill that did not get a 200
@@ -20,11 +23,20 @@ import time
 from typing import Any
 
 from bench import stats
+from bench.contenders import (
+    GUNICORN,
+    GUNICORN_PRELOAD,
+    SHELL_LOOP,
+    STANDBY,
+    SUPERVISOR,
+    SUPERVISORD,
+    available,
+    is_supervisor,
+)
 from bench.context import Context
 from bench.harness import contender, fresh_database, launched
 from bench.load import LoopingClients, Sample
-from bench.model import Row, ScenarioResult
-from bench.supervisord import SupervisordUnavailable
+from bench.model import NOT_AVAILABLE, Row, ScenarioResult
 
 KEY = "crash"
 TITLE = "Crash under load"
@@ -32,6 +44,9 @@ CLIENTS = 4
 BEFORE_S = 1.0  # load before the kill
 AFTER_S = 1.0  # load after recovery
 RECOVERY_LIMIT_S = 30.0
+CONTENDERS = (SUPERVISOR, STANDBY, GUNICORN, GUNICORN_PRELOAD, SUPERVISORD, SHELL_LOOP)
+SMOKE_CONTENDERS = (GUNICORN,)  # the smoke run's cheap check of the baseline (the supervisor's is in tests/e2e)
+TARGET_RATIO = 1.0  # recovery: the supervisor vs gunicorn, and with standby vs gunicorn --preload
 
 
 def split(samples: list[Sample], killed_at: float) -> dict[str, int]:
@@ -66,7 +81,7 @@ def _one(ctx: Context, label: str) -> dict[str, Any]:
         run: dict[str, Any] = {"contender": label, **split(samples, killed_at),
                "recovery_s": None if recovered_at is None else round(recovered_at - killed_at, 4),
                "errors": sorted({s.detail for s in samples if s.outcome == "failed"})}
-        if label == "supervisor":
+        if is_supervisor(label):
             run["restart_events"] = [e for e in server.events() if e.get("event") in ("child.exited",
                                                                                       "child.restarting")]
         return run
@@ -74,18 +89,18 @@ def _one(ctx: Context, label: str) -> dict[str, Any]:
 
 def run(ctx: Context) -> ScenarioResult:
     result = ScenarioResult(KEY, TITLE)
-    contenders = ["supervisor", "supervisord", "shell loop"]
-    try:
-        ctx.supervisord_version()
-    except SupervisordUnavailable as exc:
-        contenders.remove("supervisord")
-        result.notes.append(f"supervisord not available: {exc}")
+    wanted = SMOKE_CONTENDERS if ctx.options.smoke else CONTENDERS
+    contenders = available(wanted, ctx.supervisord_version, result.notes)
+    if not contenders:
+        result.status = NOT_AVAILABLE
+        result.reason = "; ".join(result.notes)
+        return result
     for _, label in stats.interleaved(ctx.options.reps, contenders):
         run_ = _one(ctx, label)
-        ctx.progress(f"crash {label:12s} refused={run_['refused']} failed_after={run_['failed_after_kill']} "
+        ctx.progress(f"crash {label:20s} refused={run_['refused']} failed_after={run_['failed_after_kill']} "
                      f"lost_in_flight={run_['lost_in_flight']} recovery={run_['recovery_s']}s")
         result.runs.append(run_)
-    result.rows = rows(result.runs, contenders)
+    result.rows = rows(result.runs, contenders, standby_row=STANDBY in wanted)
     return result
 
 
@@ -93,26 +108,39 @@ def _median(runs: list[dict[str, Any]], label: str, key: str) -> float | None:
     return stats.median([r[key] for r in runs if r["contender"] == label])
 
 
-def rows(runs: list[dict[str, Any]], contenders: list[str]) -> list[Row]:
-    def values(key: str) -> dict[str, float | None]:
-        return {label: _median(runs, label, key) for label in ["supervisor", "supervisord", "shell loop"]
-                if label in contenders}
+def _recovery_row(figure: str, recovery: dict[str, float | None], ours: str, baseline: str, note: str = "") -> Row:
+    """Recovery of ``ours`` against ``baseline``, held to TARGET_RATIO; both bars even when one is missing."""
+    values = {ours: recovery.get(ours), baseline: recovery.get(baseline)}
+    ratio = stats.ratio(values[ours], values[baseline])
+    return Row(figure, "s", values, ratio=ratio, baseline=baseline, target=f"≤ {TARGET_RATIO:g}× {baseline}",
+               passed=None if ratio is None else ratio <= TARGET_RATIO, note=note, subject=ours)
 
-    ours = [r for r in runs if r["contender"] == "supervisor"]
+
+def rows(runs: list[dict[str, Any]], contenders: list[str], standby_row: bool = False) -> list[Row]:
+    def values(key: str) -> dict[str, float | None]:
+        return {label: _median(runs, label, key) for label in contenders}
+
+    ours = [r for r in runs if r["contender"] == SUPERVISOR]
     refused_worst = max((r["refused"] for r in ours), default=None)
     failed_worst = max((r["failed_after_kill"] for r in ours), default=None)
-    theirs_refuse = any(r["refused"] for r in runs if r["contender"] == "supervisord")
+    theirs_refuse = any(r["refused"] for r in runs if r["contender"] == SUPERVISORD)
     recovery = values("recovery_s")
-    return [
+    versus_supervisord = stats.ratio(recovery.get(SUPERVISOR), recovery.get(SUPERVISORD))
+    found = [
         Row("connections refused (median of runs)", "count", values("refused"),
             target="0 in every run where supervisord refuses",
             passed=None if refused_worst is None else (refused_worst == 0),
-            note="" if theirs_refuse or "supervisord" not in contenders else "supervisord refused none"),
+            note="" if theirs_refuse or SUPERVISORD not in contenders else "supervisord refused none"),
         Row("requests failed after the kill (not refused)", "count", values("failed_after_kill"),
             target="0 in every run", passed=None if failed_worst is None else failed_worst == 0),
         Row("requests lost in flight at the kill", "count", values("lost_in_flight"),
             note="already sent to the killed process: no supervisor can answer them"),
-        Row("time to recovery", "s", recovery, ratio=stats.ratio(recovery.get("supervisor"),
-                                                                  recovery.get("supervisord")),
-            baseline="supervisord" if "supervisord" in recovery else None),
+        Row("time to recovery, every contender", "s", recovery,
+            ratio=versus_supervisord, baseline=SUPERVISORD if versus_supervisord is not None else None),
+        _recovery_row("time to recovery vs gunicorn", recovery, SUPERVISOR, GUNICORN),
     ]
+    if standby_row:
+        found.append(_recovery_row("time to recovery with fast replacement vs gunicorn --preload", recovery,
+                                   STANDBY, GUNICORN_PRELOAD,
+                                   note="" if STANDBY in contenders else "supervisor (standby) not built yet"))
+    return found

@@ -1,10 +1,13 @@
-"""Reload under load: SIGHUP to the supervisor vs ``supervisorctl restart backend``.
+"""Reload under load: SIGHUP to the supervisor vs SIGHUP to gunicorn's master vs ``supervisorctl restart``.
 
 Clients request /api/health in a loop while the server is replaced.  The
 supervisor re-runs its migrate phase, starts a new process, waits for it to be
-ready, then drains the old one; supervisorctl stops the program, then starts it.
-Counted: refused connections and failed requests during the whole window, and
-the reload's duration (to ``supervisor.reloaded``, or until supervisorctl returns).
+ready, then drains the old one; gunicorn forks a new worker and at once sends
+the old one SIGTERM (its master keeps the socket, so connections wait in the
+backlog); supervisorctl stops the program, then starts it.  Counted: refused
+connections and failed requests during the whole window, and the reload's
+duration (to ``supervisor.reloaded``, to the new gunicorn worker's "Application
+startup complete.", or until supervisorctl returns).
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import proctools, stats
+from bench.contenders import GUNICORN, SUPERVISOR, SUPERVISORD, available
 from bench.context import Context
 from bench.harness import contender, fresh_database, launched
 from bench.load import LoopingClients, tally
 from bench.model import Row, ScenarioResult
 from bench.servers import Server
-from bench.supervisord import SupervisordUnavailable
 
 KEY = "reload"
 TITLE = "Reload under load"
@@ -30,14 +33,22 @@ CLIENTS = 4
 BEFORE_S = 1.0
 AFTER_S = 1.0
 LIMIT_S = 60.0
+CONTENDERS = (SUPERVISOR, GUNICORN, SUPERVISORD)
+HOW = {SUPERVISOR: "SIGHUP", GUNICORN: "SIGHUP", SUPERVISORD: "supervisorctl restart"}
+# uvicorn's line once lifespan startup is done: the new gunicorn worker is ready to serve.
+UVICORN_READY = "Application startup complete."
 
 
 def _trigger(label: str, server: Server) -> float:
     """Start the reload and return when it is done (monotonic time)."""
-    if label == "supervisor":
+    if label == SUPERVISOR:
         server.signal(signal.SIGHUP)
         server.wait_event("supervisor.reloaded", LIMIT_S)
         return time.monotonic()
+    if label == GUNICORN:
+        mark = server.log_size()
+        server.signal(signal.SIGHUP)
+        return server.wait_text(UVICORN_READY, LIMIT_S, since=mark)
     subprocess.run([*server.spec.ctl, "restart", "backend"], capture_output=True, timeout=LIMIT_S, check=True)
     return time.monotonic()
 
@@ -59,8 +70,13 @@ def _when_gone(pids: set[int], limit: float) -> Callable[[], float | None]:
     return result
 
 
+def _versus(durations: dict[str, float | None], baseline: str) -> str:
+    ratio = stats.ratio(durations.get(SUPERVISOR), durations.get(baseline))
+    return "" if ratio is None else f"; {ratio:.2f}× {baseline}"
+
+
 def _one(ctx: Context, label: str) -> dict[str, Any]:
-    name = "supervisorctl restart" if label == "supervisord" else "SIGHUP"
+    name = HOW[label]
     with fresh_database(ctx) as url, launched(ctx, contender(ctx, label), url, f"reload-{label}") as server:
         before = set(server.server_pids())
         clients = LoopingClients(server.port, "/api/health", threads=CLIENTS, max_seconds=LIMIT_S + 10).start()
@@ -86,12 +102,7 @@ def _one(ctx: Context, label: str) -> dict[str, Any]:
 
 def run(ctx: Context) -> ScenarioResult:
     result = ScenarioResult(KEY, TITLE)
-    contenders = ["supervisor", "supervisord"]
-    try:
-        ctx.supervisord_version()
-    except SupervisordUnavailable as exc:
-        contenders.remove("supervisord")
-        result.notes.append(f"supervisord not available: {exc}")
+    contenders = available(CONTENDERS, ctx.supervisord_version, result.notes)
     for _, label in stats.interleaved(ctx.options.reps, contenders):
         run_ = _one(ctx, label)
         ctx.progress(f"reload {label:12s} refused={run_['refused']} failed={run_['failed']} "
@@ -102,7 +113,7 @@ def run(ctx: Context) -> ScenarioResult:
         return {label: stats.median([r[key] for r in result.runs if r["contender"] == label])
                 for label in contenders}
 
-    ours = [r for r in result.runs if r["contender"] == "supervisor"]
+    ours = [r for r in result.runs if r["contender"] == SUPERVISOR]
     durations = values("reload_s")
     gone = values("old_process_gone_s")
     result.rows = [
@@ -111,11 +122,14 @@ def run(ctx: Context) -> ScenarioResult:
         Row("requests failed during reload", "count", values("failed"), target="0 in every run",
             passed=None if not ours else all(r["failed"] == 0 for r in ours)),
         Row("reload duration", "s", durations,
-            ratio=stats.ratio(durations.get("supervisor"), durations.get("supervisord")),
-            baseline="supervisord" if "supervisord" in durations else None,
-            note="SIGHUP to supervisor.reloaded; supervisorctl until it returns"),
+            ratio=stats.ratio(durations.get(SUPERVISOR), durations.get(GUNICORN)),
+            baseline=GUNICORN if GUNICORN in durations else None,
+            note="SIGHUP to supervisor.reloaded; gunicorn: SIGHUP to the new worker's application startup; "
+                 "supervisorctl until it returns"
+                 + _versus(durations, SUPERVISORD)),
         Row("old server process gone, after the reload is done", "s", gone,
-            note="the supervisor drains it: CLOSE_GRACE, then SIGTERM and uvicorn's shutdown"),
+            note="the supervisor drains it: CLOSE_GRACE, then SIGTERM and uvicorn's shutdown; "
+                 "gunicorn sends it SIGTERM at once, before the new worker is ready"),
     ]
     if any(not r["replaced"] for r in result.runs):
         result.notes.append("in some runs the server process was not replaced: see runs[].replaced")

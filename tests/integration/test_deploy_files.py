@@ -615,7 +615,7 @@ def canonical(name: str) -> str:
 class TestLockFiles:
     """requirements/*.lock pin, with hashes, versions that satisfy pyproject.toml's ranges."""
 
-    @pytest.mark.parametrize(("lock", "extras"), [("runtime", ()), ("dev", ("test",))])
+    @pytest.mark.parametrize(("lock", "extras"), [("runtime", ()), ("dev", ("test", "bench"))])
     def test_lock_satisfies_pyproject(self, lock: str, extras: tuple[str, ...]) -> None:
         """Every dependency of pyproject.toml (and the extras) is pinned, within its range."""
         from packaging.requirements import Requirement
