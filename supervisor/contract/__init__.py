@@ -2,7 +2,8 @@
 
 ``config`` (every environment variable: names, defaults, rules), ``dburl`` (URL
 normalisation, libpq DSN, redaction of secrets), ``exitcodes`` (every exit code and
-the error carrying one), ``paths`` (where alembic.ini, the app and the state are).
+the error carrying one), ``paths`` (where alembic.ini, the app and the state are),
+``control`` (the supervisor↔server control-channel messages and their framing).
 
 Runs in: every process.  May import: the standard library only (no SQLAlchemy,
 psycopg2, Alembic, uvicorn or structlog), so ``backend/`` can import it without the
