@@ -3,7 +3,8 @@
 ``config`` (every environment variable: names, defaults, rules), ``dburl`` (URL
 normalisation, libpq DSN, redaction of secrets), ``exitcodes`` (every exit code and
 the error carrying one), ``paths`` (where alembic.ini, the app and the state are),
-``control`` (the supervisor↔server control-channel messages and their framing).
+``control`` (the supervisor↔server control-channel messages and their framing),
+``diagnoses`` (the pool diagnoses' names, emitted by the backend, read by explain).
 
 Runs in: every process.  May import: the standard library only (no SQLAlchemy,
 psycopg2, Alembic, uvicorn or structlog), so ``backend/`` can import it without the

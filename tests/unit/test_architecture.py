@@ -112,11 +112,11 @@ class TestPackageMaps:
         assert [m for m in modules if m not in doc] == []
 
 
-def control_word_literals(path: Path, words: frozenset[str]) -> list[int]:
-    """Lines of ``path`` where a control message is spelled as a literal (str or bytes).
+def literal_lines(path: Path, words: frozenset[str]) -> list[int]:
+    """Lines of ``path`` where one of ``words`` is spelled as a literal (str or bytes).
 
-    Dictionary keys, subscripts, ``.get()`` keys and f-string text are not messages (the
-    status snapshot has a ``"ready"`` field), so they are not counted.
+    Dictionary keys, subscripts, ``.get()`` keys and f-string text are not counted (the
+    status snapshot has a ``"ready"`` field, which is not the control message).
     """
     tree = ast.parse(path.read_text(), str(path))
     exempt: set[int] = set()
@@ -148,7 +148,7 @@ class TestControlChannelIsWrittenOnce:
         offenders = [f"{path.relative_to(REPO)}:{line}"
                      for package in ("server", "supervision")
                      for path in sorted((REPO / "supervisor" / package).rglob("*.py"))
-                     for line in control_word_literals(path, control.MESSAGES)]
+                     for line in literal_lines(path, control.MESSAGES)]
         assert offenders == []
 
     @pytest.mark.parametrize("module", ["supervisor/server/worker.py", "supervisor/supervision/server_process.py",
@@ -157,3 +157,17 @@ class TestControlChannelIsWrittenOnce:
         """The worker, the process handle and the arbiter all import ``contract.control``."""
         names = imported_names(REPO / module)
         assert "supervisor.contract.control" in names
+
+
+class TestPoolDiagnosesAreWrittenOnce:
+    """The diagnosis names come from ``supervisor.contract.diagnoses`` in the backend and in explain."""
+
+    def test_no_module_spells_a_diagnosis_itself(self) -> None:
+        """Neither ``backend/jarlpm/pool`` nor ``supervisor/explain`` writes "lock_contention"… as a literal."""
+        from supervisor.contract import diagnoses
+
+        offenders = [f"{path.relative_to(REPO)}:{line}"
+                     for folder in (REPO / "backend" / "jarlpm" / "pool", REPO / "supervisor" / "explain")
+                     for path in sorted(folder.rglob("*.py"))
+                     for line in literal_lines(path, frozenset(diagnoses.BY_SPECIFICITY))]
+        assert offenders == []

@@ -474,3 +474,28 @@ class TestOptions:
         kwargs = dbview.connect_kwargs({"host": "db", "options": "-c search_path=x"})
         assert kwargs["connect_timeout"] == 2 and kwargs["application_name"].startswith("jarlpm-diagnostics:")
         assert kwargs["options"].startswith("-c search_path=x -c statement_timeout=1000")
+
+
+class TestDiagnosisNamesAgree:
+    """The backend emits, and ``jarlpm explain`` reads, the same diagnosis names (supervisor.contract.diagnoses)."""
+
+    def test_backend_diagnoses_in_the_contracts_order(self) -> None:
+        """The backend ranks the diagnoses in the contract's order of specificity, and has a hint for each."""
+        from jarlpm.pool.facts import DIAGNOSES, KIND_DIAGNOSIS
+        from jarlpm.pool.hints import HINTS
+
+        from supervisor.contract import diagnoses
+
+        assert DIAGNOSES == diagnoses.BY_SPECIFICITY
+        assert set(HINTS) == set(diagnoses.BY_SPECIFICITY)
+        assert set(KIND_DIAGNOSIS.values()) <= set(diagnoses.BY_SPECIFICITY)
+
+    def test_explain_has_a_specific_fix_for_every_diagnosis(self) -> None:
+        """Every diagnosis the backend may emit gets its own cause in explain, not the generic one."""
+        from supervisor.contract import diagnoses
+        from supervisor.explain.fixes import pool_fix
+
+        generic, _ = pool_fix("not_a_diagnosis", {"pool_size": 5, "max_overflow": 10})
+        for name in diagnoses.BY_SPECIFICITY:
+            cause, fix = pool_fix(name, {"pool_size": 5, "max_overflow": 10})
+            assert cause and fix and cause != generic.replace("not_a_diagnosis", name), name
