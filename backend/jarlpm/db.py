@@ -16,6 +16,7 @@ from sqlalchemy.pool import NullPool
 
 from jarlpm.pool import instrument
 from jarlpm.settings import Settings
+from supervisor.contract import dburl
 
 log = logging.getLogger("jarlpm.db")
 
@@ -167,7 +168,12 @@ def warm_pool(engine: Engine, count: int, deadline_s: float = WARM_DEADLINE_S) -
 
 
 def describe_db_error(exc: BaseException) -> str:
-    """First line of the driver's message: says what failed without the SQL or its parameters."""
+    """First line of the driver's message, redacted: what failed, without the SQL, its parameters or a secret.
+
+    Redacted by the contract's rules (``supervisor.contract.dburl``), which know the
+    URL's password since the settings were read: a server run without the supervisor
+    (plain uvicorn) has nobody else to redact its lines.
+    """
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return dburl.redact(text.splitlines()[0]) if text else type(exc).__name__

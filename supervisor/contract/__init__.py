@@ -1,6 +1,9 @@
 """The external contract, written once: what users, the backend and the tests rely on.
 
-``config`` (every environment variable: names, defaults, rules), ``dburl`` (URL
+``variables`` (every environment variable: name, default, rule), ``envread`` (reading
+them by those rules, every problem at once: the supervisor, the backend and
+alembic/env.py all read through it), ``config`` (the supervisor's ``Settings``, and the
+rules that span variables), ``dburl`` (URL
 normalisation, libpq DSN, redaction of secrets), ``exitcodes`` (every exit code and
 the error carrying one), ``paths`` (where alembic.ini, the app and the state are),
 ``control`` (the supervisor↔server control-channel messages and their framing),
