@@ -17,12 +17,13 @@ from sqlalchemy.pool import NullPool
 from jarlpm.pool import instrument
 from jarlpm.settings import Settings
 from supervisor.contract import dburl
+from supervisor.contract.budget import APP_PREFIX
 
 log = logging.getLogger("jarlpm.db")
 
 # Diagnostics (pg_stat_activity) find JarlPM's connections by the ``jarlpm-``
 # prefix and the holder process by the pid after the colon.
-SERVER_APPLICATION = "jarlpm-server"
+SERVER_APPLICATION = APP_PREFIX  # the connection budget counts these as the app's own
 PROBE_APPLICATION = "jarlpm-ready"
 
 # Warming must never hold up start-up for long: a slow database is reported by
