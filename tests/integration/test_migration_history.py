@@ -268,6 +268,18 @@ class TestCommandLine:
         assert result.returncode == 0, result.stderr
         assert tables(engine) == APP_TABLES
 
+    @pytest.mark.parametrize(("env", "words"), [
+        ({"MIGRATION_DDL_LOCK_TIMEOUT": "soon"},
+         "MIGRATION_DDL_LOCK_TIMEOUT is 'soon', which is not a number; expected a number of seconds from 0 to 3600"),
+        ({"DATABASE_DIRECT_URL": "mysql://app:pw@db/x"},
+         "DATABASE_DIRECT_URL has scheme 'mysql'; expected postgresql:// or postgres://"),
+    ])
+    def test_bad_environment_in_the_supervisors_words(self, app_db: str, env: dict[str, str], words: str) -> None:
+        """env.py reads the environment by the contract's rules: refused as ``jarlpm`` would refuse it."""
+        result = run_alembic("upgrade", "head", env={"DATABASE_URL": app_db, **env})
+        assert result.returncode != 0
+        assert words in result.stderr
+
     def test_no_url_is_a_clear_error(self) -> None:
         """Fails naming the variables to set when no URL is configured."""
         result = run_alembic("current", env={})
