@@ -10,7 +10,6 @@ Pure: the only effect is reading ``*_FILE`` secrets (injectable).
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +99,7 @@ class Reader:
         except ValueError:
             self.problems.append(Problem(name, f"is {text!r}, which is not {kind}", expected))
             return default
-        if not (low <= value <= high) or (isinstance(value, float) and not math.isfinite(value)):
+        if not (low <= value <= high):
             self.problems.append(Problem(name, f"is {text}, out of range", expected))
             return default
         return value
