@@ -16,12 +16,12 @@ import os
 from logging.config import fileConfig
 
 import sqlalchemy as sa
-from jarlpm.dburl import normalise_database_url, read_env_url
 from jarlpm.models import Base
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from alembic import context
+from supervisor.contract import dburl, envread
 
 config = context.config
 target_metadata = Base.metadata
@@ -43,13 +43,18 @@ def _configure_logging() -> None:
 
 
 def _database_url() -> str | None:
-    """``-x url=``, else a caller's ``sqlalchemy.url``, else DATABASE_DIRECT_URL or DATABASE_URL."""
+    """``-x url=``, else a caller's ``sqlalchemy.url``, else DATABASE_DIRECT_URL or DATABASE_URL.
+
+    The environment is read by the supervisor's rules (``supervisor.contract.envread``):
+    a malformed URL or ``*_FILE`` stops here with the words ``jarlpm`` would use.
+    """
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
     if not url:
         # The direct URL bypasses PgBouncer in transaction mode, which cannot
         # carry DDL transactions or session-level settings reliably.
-        url = read_env_url("DATABASE_DIRECT_URL", os.environ) or read_env_url("DATABASE_URL", os.environ)
-    return normalise_database_url(url) if url else None
+        urls = envread.read(os.environ, ("DATABASE_DIRECT_URL", "DATABASE_URL"))
+        url = urls["DATABASE_DIRECT_URL"] or urls["DATABASE_URL"]
+    return dburl.normalise(url) if url else None
 
 
 def _include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object | None) -> bool:
@@ -91,11 +96,11 @@ def _connect_args() -> dict[str, object]:
         "connect_timeout": 10,
         "application_name": f"jarlpm-migrate:{os.getpid()}",
     }
-    lock_timeout = os.environ.get("MIGRATION_DDL_LOCK_TIMEOUT", "").strip()
-    if lock_timeout:
+    if os.environ.get("MIGRATION_DDL_LOCK_TIMEOUT", "").strip():
         # A DDL statement queued behind a long transaction blocks every query
         # queued behind it; failing fast is better than a frozen service.
-        args["options"] = f"-c lock_timeout={round(float(lock_timeout) * 1000)}"
+        seconds = envread.read(os.environ, ("MIGRATION_DDL_LOCK_TIMEOUT",))["MIGRATION_DDL_LOCK_TIMEOUT"]
+        args["options"] = f"-c lock_timeout={round(seconds * 1000)}"
     return args
 
 

@@ -140,8 +140,8 @@ class WarmPoolPhase:
         try:
             for _ in range(s.db_pool_size):
                 conns.append(probe.connect(s.database_url, timeout=10))
-            needed = s.workers * (s.db_pool_size + s.db_max_overflow)
-            budget = probe.read_budget(conns[0], needed, exclude_own=len(conns))
+            budget = probe.read_budget(conns[0], s.workers, s.db_pool_size + s.db_max_overflow,
+                                       exclude_pids=[conn.get_backend_pid() for conn in conns])
         except psycopg2.Error as exc:
             diagnosis = errors.classify_exception(exc)
             message = dburl.redact(errors.first_line(str(exc)))
@@ -156,7 +156,7 @@ class WarmPoolPhase:
             for conn in conns:
                 conn.close()
         fields = budget.as_fields()
-        fields.update(workers=s.workers, pool_size=s.db_pool_size, max_overflow=s.db_max_overflow)
+        fields.update(pool_size=s.db_pool_size, max_overflow=s.db_max_overflow)
         if budget.fits:
             ctx.log.info("db.pool.budget", **fields)
         else:
@@ -164,9 +164,9 @@ class WarmPoolPhase:
                 "db.pool.budget", **fields,
                 hint=(f"WORKERS × (DB_POOL_SIZE + DB_MAX_OVERFLOW) = {budget.needed} may exceed the "
                       f"{budget.available} connections PostgreSQL has left (max_connections "
-                      f"{budget.max_connections} − reserved {budget.reserved} − in use {budget.in_use}); "
-                      "with several replicas multiply again: lower the pool, use PgBouncer, or raise "
-                      "max_connections"),
+                      f"{budget.max_connections} − reserved {budget.reserved} − {budget.other_clients} "
+                      "other clients); with several replicas multiply again: lower the pool, use PgBouncer, "
+                      "or raise max_connections"),
             )
         ctx.facts["budget"] = fields
 

@@ -16,12 +16,14 @@ from sqlalchemy.pool import NullPool
 
 from jarlpm.pool import instrument
 from jarlpm.settings import Settings
+from supervisor.contract import dburl
+from supervisor.contract.budget import APP_PREFIX
 
 log = logging.getLogger("jarlpm.db")
 
 # Diagnostics (pg_stat_activity) find JarlPM's connections by the ``jarlpm-``
 # prefix and the holder process by the pid after the colon.
-SERVER_APPLICATION = "jarlpm-server"
+SERVER_APPLICATION = APP_PREFIX  # the connection budget counts these as the app's own
 PROBE_APPLICATION = "jarlpm-ready"
 
 # Warming must never hold up start-up for long: a slow database is reported by
@@ -167,7 +169,12 @@ def warm_pool(engine: Engine, count: int, deadline_s: float = WARM_DEADLINE_S) -
 
 
 def describe_db_error(exc: BaseException) -> str:
-    """First line of the driver's message: says what failed without the SQL or its parameters."""
+    """First line of the driver's message, redacted: what failed, without the SQL, its parameters or a secret.
+
+    Redacted by the contract's rules (``supervisor.contract.dburl``), which know the
+    URL's password since the settings were read: a server run without the supervisor
+    (plain uvicorn) has nobody else to redact its lines.
+    """
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return dburl.redact(text.splitlines()[0]) if text else type(exc).__name__

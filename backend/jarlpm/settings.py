@@ -1,4 +1,11 @@
-"""The server's settings, read from the environment when the app starts (never at import)."""
+"""The server's settings, read from the environment when the app starts (never at import).
+
+Every variable is read by the contract's rules (``supervisor.contract.envread``), the
+ones the supervisor validates before it starts a server: the same defaults, ranges and
+words.  Run without the supervisor (plain ``uvicorn server:app``), a malformed value
+stops the start with ``ConfigError`` naming the variable, the problem and what is
+expected, like ``jarlpm run`` would, instead of serving with a value nobody chose.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +13,26 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
-from jarlpm.dburl import normalise_database_url, read_env_url
+from jarlpm.pool import options
+from supervisor.contract import dburl, envread
+from supervisor.contract.envread import ConfigError
 
-N = TypeVar("N", int, float)
+# The name tests and callers catch; the contract's error, so its message is the supervisor's.
+SettingsError = ConfigError
 
 # backend/jarlpm/settings.py -> the repository root, where alembic.ini lives.
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
-
-class SettingsError(ValueError):
-    """An environment variable holds a value the server cannot use; the message names it."""
+VARIABLES = (
+    "DATABASE_URL",
+    "DB_POOL_SIZE",
+    "DB_MAX_OVERFLOW",
+    "DB_POOL_TIMEOUT",
+    "DB_POOL_RECYCLE",
+    "DB_STATEMENT_TIMEOUT",
+    "DB_IDLE_IN_TRANSACTION_TIMEOUT",
+)
 
 
 @dataclass(frozen=True)
@@ -40,20 +55,22 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read the settings: absent variables take defaults; malformed ones raise SettingsError."""
+        """Read the settings: absent variables take defaults; malformed ones raise ``ConfigError``.
+
+        The pool instrumentation's variables are checked here too, so that every
+        problem is reported at start, together.
+        """
         env = os.environ if environ is None else environ
-        try:
-            url = read_env_url("DATABASE_URL", env)
-        except OSError as exc:
-            raise SettingsError(f"DATABASE_URL_FILE: cannot read the file: {exc.strerror}") from exc
+        values = envread.read(env, (*VARIABLES, *options.VARIABLES))
+        url = values["DATABASE_URL"]
         return cls(
-            database_url=normalise_database_url(url) if url else None,
-            pool_size=_number(env, "DB_POOL_SIZE", 5, int, minimum=1),
-            max_overflow=_number(env, "DB_MAX_OVERFLOW", 10, int, minimum=0),
-            pool_timeout_s=_number(env, "DB_POOL_TIMEOUT", 30.0, float, minimum=0),
-            pool_recycle_s=_number(env, "DB_POOL_RECYCLE", 1800, int, minimum=-1),
-            statement_timeout_s=_number(env, "DB_STATEMENT_TIMEOUT", 0.0, float, minimum=0),
-            idle_in_transaction_timeout_s=_number(env, "DB_IDLE_IN_TRANSACTION_TIMEOUT", 0.0, float, minimum=0),
+            database_url=dburl.normalise(url) if url else None,
+            pool_size=values["DB_POOL_SIZE"],
+            max_overflow=values["DB_MAX_OVERFLOW"],
+            pool_timeout_s=values["DB_POOL_TIMEOUT"],
+            pool_recycle_s=values["DB_POOL_RECYCLE"],
+            statement_timeout_s=values["DB_STATEMENT_TIMEOUT"],
+            idle_in_transaction_timeout_s=values["DB_IDLE_IN_TRANSACTION_TIMEOUT"],
             alembic_ini=alembic_ini_path(env),
         )
 
@@ -63,17 +80,3 @@ def alembic_ini_path(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     explicit = env.get("JARLPM_ALEMBIC_INI", "").strip()
     return Path(explicit) if explicit else REPO_ROOT / "alembic.ini"
-
-
-def _number(env: Mapping[str, str], name: str, default: N, kind: type[N], minimum: N) -> N:
-    """Parse ``env[name]`` as ``kind`` (at least ``minimum``); ``default`` when unset or empty."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected {kind.__name__} >= {minimum}") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={raw!r}: expected {kind.__name__} >= {minimum}")
-    return value

@@ -16,6 +16,8 @@ _ACCEPTED_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2"}
 
 # user:password@ inside any scheme://… string, wherever it appears (error messages too).
 _URL_PASSWORD = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)")
+# The password as its writer meant it when it holds an unencoded "@": up to the last "@".
+_GREEDY_PASSWORD = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:(?P<pw>[^\s]*)@[^@]*$")
 # password=… in libpq keyword strings and query parameters.
 _KEYWORD_PASSWORD = re.compile(r"(?P<pre>\bpassword\s*=\s*)(?P<pw>'[^']*'|[^\s&]+)", re.IGNORECASE)
 # PASSWORD '…' in SQL (CREATE/ALTER ROLE … [ENCRYPTED] PASSWORD '…'), as a statement or an error quotes it;
@@ -90,6 +92,12 @@ def parse(raw: str) -> UrlParts:
     match = _URL_PARTS.match(text)
     if match is None:
         raise InvalidDatabaseUrl(f"is not a URL; {_SHAPE}")
+    if "@" in (match.group("host") or ""):
+        # postgresql://app:p@ss@db/x: libpq and SQLAlchemy take "p" for the password and
+        # "ss@db" for the host, so the connection fails with part of the password in the
+        # error message.  Refuse it here, saying how to write it.
+        raise InvalidDatabaseUrl("has an '@' that is not percent-encoded (in the password?); "
+                                 "expected every '@' in the user or password written as %40")
     port = match.group("port")
     if port and not port.isdigit():
         raise InvalidDatabaseUrl(f"has a port that is not a number; {_SHAPE}")
@@ -173,7 +181,8 @@ def register_url_secrets(raw: str | None) -> None:
         return
     password = url_password(raw)
     match = _URL_PASSWORD.search(raw)
-    for value in (password, match.group("pw") if match else None):
+    greedy = _GREEDY_PASSWORD.match(raw.strip())
+    for value in (password, match.group("pw") if match else None, greedy.group("pw") if greedy else None):
         if value:
             register_secret(str(value))
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg2
 
-from supervisor.contract import dburl
+from supervisor.contract import budget, dburl
+from supervisor.contract.budget import ConnectionBudget
 from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
 from supervisor.database import errors
 from supervisor.system.backoff import backoff_delay
@@ -85,39 +85,24 @@ def wait_for_database(url: str, timeout: float, signals: SignalQueue, log: Any,
                 raise StopRequested(signals.name(signals.stop_signal or 15)) from None
 
 
-@dataclass(frozen=True)
-class ConnectionBudget:
-    """How many connections the servers may open against what PostgreSQL allows."""
+def read_budget(conn: Any, workers: int, per_process: int, exclude_pids: Sequence[int] = ()) -> ConnectionBudget:
+    """The connection budget as the database shows it, counted as a server process counts it.
 
-    max_connections: int
-    reserved: int
-    in_use: int
-    needed: int
-
-    @property
-    def available(self) -> int:
-        return self.max_connections - self.reserved - self.in_use
-
-    @property
-    def fits(self) -> bool:
-        return self.needed <= self.available
-
-    def as_fields(self) -> dict[str, int | bool]:
-        return {"max_connections": self.max_connections, "reserved": self.reserved,
-                "in_use": self.in_use, "needed": self.needed, "available": self.available,
-                "fits": self.fits}
-
-
-def read_budget(conn: Any, needed: int, exclude_own: int = 0) -> ConnectionBudget:
-    """max_connections, reserved slots and connections in use, from the database itself."""
+    ``exclude_pids``: our own sessions (the phase's connections), which are not clients
+    of the deployment.  Same session filter and same arithmetic as the backend's pool
+    report (``supervisor.contract.budget``), so the two figures agree.
+    """
     with conn.cursor() as cur:
         cur.execute(
             "SELECT current_setting('max_connections')::int,"
             " current_setting('superuser_reserved_connections')::int"
-            " + COALESCE(NULLIF(current_setting('reserved_connections', true), '')::int, 0),"
-            # Other roles' sessions show a NULL backend_type to a non-superuser: count them too.
-            " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
-            "  OR (backend_type IS NULL AND datname IS NOT NULL))"
+            " + COALESCE(NULLIF(current_setting('reserved_connections', true), '')::int, 0)"
         )
-        max_conn, reserved, in_use = cur.fetchone()
-    return ConnectionBudget(int(max_conn), int(reserved), max(0, int(in_use) - exclude_own), needed)
+        max_conn, reserved = cur.fetchone()
+        cur.execute(
+            "SELECT COALESCE(a.application_name, ''), a.datname = current_database()"
+            f" FROM pg_stat_activity a WHERE {budget.CLIENT_SESSIONS_SQL} AND NOT a.pid = ANY(%s)",
+            (list(exclude_pids),),
+        )
+        sessions = [(str(app), bool(same)) for app, same in cur.fetchall()]
+    return budget.from_sessions(workers, per_process, int(max_conn), int(reserved), len(sessions), sessions)

@@ -10,6 +10,7 @@ import math
 import re
 from typing import Any
 
+from supervisor.contract import diagnoses
 from supervisor.explain import fmt
 from supervisor.explain.pool import (
     blocker_detail,
@@ -117,7 +118,7 @@ def pool_fix(diagnosis: str | None, facts: dict[str, Any]) -> tuple[str, str]:
     route = facts.get("route") or (holder["route"] if holder else None)
     where = (holder or {}).get("where") or facts.get("where")
     pool_size, overflow = facts.get("pool_size"), facts.get("max_overflow")
-    if diagnosis == "lock_contention":
+    if diagnosis == diagnoses.LOCK_CONTENTION:
         pids = blocker_pids(facts.get("database"), facts.get("hint"))
         if pids:
             return (f"the pool's connections waited on a lock held by PostgreSQL session "
@@ -125,26 +126,26 @@ def pool_fix(diagnosis: str | None, facts: dict[str, Any]) -> tuple[str, str]:
         return ("the pool's connections waited on a row or table lock",
                 "find the blocker with `SELECT pid, pg_blocking_pids(pid), state, query FROM pg_stat_activity`; "
                 "set DB_STATEMENT_TIMEOUT so requests stuck behind a lock give their connection back")
-    if diagnosis == "connection_leak":
+    if diagnosis == diagnoses.CONNECTION_LEAK:
         held = f", held up to {fmt.duration(holder['age_s'])}" if holder and holder.get("age_s") else ""
         at = f" at {where}" if where else ""
         return (f"route {route or '?'} checks connections out{at} and does not return them{held}",
                 f"close the connection taken{at or ' in ' + str(route or 'that route')}: use the request's "
                 "session dependency or a `with engine.connect() as conn:` / `with Session(...)` block; "
                 "DB_LEAK_THRESHOLD=30 logs the checkout stack of any connection held longer")
-    if diagnosis == "database_at_capacity":
+    if diagnosis == diagnoses.DATABASE_AT_CAPACITY:
         return ("PostgreSQL ran out of connection slots (max_connections)",
                 "lower WORKERS × (DB_POOL_SIZE + DB_MAX_OVERFLOW) across all replicas, put PgBouncer in "
                 "front, or raise max_connections")
-    if diagnosis == "long_transactions":
+    if diagnosis == diagnoses.LONG_TRANSACTIONS:
         return (f"long transactions{' in ' + route if route else ''} keep connections checked out",
                 f"shorten the transactions{' of ' + route if route else ''} (no network calls inside them); "
                 "set DB_IDLE_IN_TRANSACTION_TIMEOUT=60")
-    if diagnosis == "slow_queries":
+    if diagnosis == diagnoses.SLOW_QUERIES:
         return (f"slow queries{' in ' + route if route else ''} keep connections busy",
                 "find them in pg_stat_statements and index or rewrite them; set DB_STATEMENT_TIMEOUT=30 so "
                 "one slow query cannot hold a connection forever")
-    if diagnosis == "undersized_pool" and isinstance(pool_size, int):
+    if diagnosis == diagnoses.UNDERSIZED_POOL and isinstance(pool_size, int):
         demand = (facts.get("peak_checked_out") or 0) + (facts.get("peak_waiting") or 0)
         new_size = max(pool_size + 1, math.ceil(demand) - (overflow or 0))
         return (f"demand ({demand} connections at peak) exceeded DB_POOL_SIZE {pool_size} + "

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from supervisor.contract import diagnoses
 from supervisor.explain import fmt
 from supervisor.explain.fixes import (
     crash_fix,
@@ -138,10 +139,11 @@ def _hang(inc: Incident) -> Candidate:
 def _pool(inc: Incident) -> Candidate:
     diagnosis = inc.facts.get("diagnosis")
     if inc.kind == "pool_leak_suspected" and diagnosis is None:
-        diagnosis = "connection_leak"
+        diagnosis = diagnoses.CONNECTION_LEAK
     cause, fix = pool_fix(diagnosis, inc.facts)
-    base = {"lock_contention": 85, "connection_leak": 82, "database_at_capacity": 78, "long_transactions": 72,
-            "slow_queries": 70, "undersized_pool": 65}.get(str(diagnosis), 55)
+    base = {diagnoses.LOCK_CONTENTION: 85, diagnoses.CONNECTION_LEAK: 82, diagnoses.DATABASE_AT_CAPACITY: 78,
+            diagnoses.LONG_TRANSACTIONS: 72, diagnoses.SLOW_QUERIES: 70,
+            diagnoses.UNDERSIZED_POOL: 65}.get(str(diagnosis), 55)
     if inc.kind == "pool_saturated":
         base -= 30
     elif inc.kind == "pool_leak_suspected":

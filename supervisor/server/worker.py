@@ -24,6 +24,7 @@ from typing import Any
 import uvicorn
 from uvicorn.importer import import_from_string
 
+from supervisor.contract import control
 from supervisor.server import serverlog
 from supervisor.system import reaper
 
@@ -36,7 +37,7 @@ HEARTBEAT_TICKS = 10  # uvicorn ticks every 0.1 s: one heartbeat a second
 class ControlChannel:
     """The worker's end of the socketpair to the supervisor.
 
-    A reader thread takes ``go`` and ``drain``; end of file means the supervisor is
+    A reader thread takes ``go``, ``drain`` and ``close`` (``contract.control``); end of file means the supervisor is
     gone (even killed with SIGKILL), and then this process and everything it started
     is killed, so nothing keeps serving unsupervised.
     """
@@ -50,7 +51,7 @@ class ControlChannel:
         threading.Thread(target=self._read, name="control-reader", daemon=True).start()
 
     def _read(self) -> None:
-        buffer = b""
+        decoder = control.Decoder()
         while True:
             try:
                 data = self.sock.recv(4096)
@@ -59,14 +60,12 @@ class ControlChannel:
             if not data:
                 self._supervisor_gone()
                 return
-            buffer += data
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                if line == b"go":
+            for message in decoder.feed(data):
+                if message == control.GO:
                     self.go.set()
-                elif line == b"drain":
+                elif message == control.DRAIN:
                     self.draining.set()
-                elif line == b"close":
+                elif message == control.CLOSE:
                     for callback in self.on_close:
                         callback()
 
@@ -82,7 +81,7 @@ class ControlChannel:
 
     def send(self, message: str) -> None:
         with self._write_lock, contextlib.suppress(OSError):
-            self.sock.sendall(message.encode() + b"\n")
+            self.sock.sendall(control.encode(message))
 
 
 class DrainGate:
@@ -139,11 +138,11 @@ class SupervisedServer(uvicorn.Server):
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets=sockets)
         if self.started and not self.should_exit:
-            self.channel.send("ready")
+            self.channel.send(control.READY)
 
     async def on_tick(self, counter: int) -> bool:
         if counter % HEARTBEAT_TICKS == 0:
-            self.channel.send("hb")
+            self.channel.send(control.HEARTBEAT)
         return await super().on_tick(counter)
 
     @contextlib.contextmanager

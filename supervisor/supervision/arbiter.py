@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from supervisor.contract import control
 from supervisor.contract.config import Settings
 from supervisor.contract.exitcodes import ExitCode
 from supervisor.supervision import server_process as childmod
@@ -134,9 +135,9 @@ class Arbiter:
         now = time.monotonic()
         for proc in self.processes():
             for message in proc.read_messages():
-                if message == "hb":
+                if message == control.HEARTBEAT:
                     proc.last_heartbeat = now
-                elif message == "ready" and proc.ready_at is None:
+                elif message == control.READY and proc.ready_at is None:
                     self.on_ready(proc, now)
 
     def on_ready(self, proc: ServerProcess, now: float) -> None:
@@ -356,8 +357,8 @@ class Arbiter:
         self.slots[slot] = new
         if old is not None and old.alive:
             old.stop_requested = True
-            old.send("drain")
-            old.send("close")
+            old.send(control.DRAIN)
+            old.send(control.CLOSE)
             old.term_due = time.monotonic() + CLOSE_GRACE
             self.retiring.append(old)
         self.replace_next()
@@ -416,7 +417,7 @@ class Arbiter:
             graceful = self.drain(procs)
         if graceful and procs:
             for proc in procs:
-                proc.send("close")
+                proc.send(control.CLOSE)
             graceful = self.wait_until(time.monotonic() + CLOSE_GRACE, lambda: False, escalate=True)
         if graceful and procs:
             for proc in procs:
@@ -443,7 +444,7 @@ class Arbiter:
     def drain(self, procs: list[ServerProcess]) -> bool:
         """Readiness turns 503 for DRAIN_DELAY while requests are still served."""
         for proc in procs:
-            proc.send("drain")
+            proc.send(control.DRAIN)
         if self.settings.drain_delay <= 0:
             return True
         return self.wait_until(time.monotonic() + self.settings.drain_delay, lambda: False, escalate=True)

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from supervisor.contract import control as channel
 from supervisor.contract.config import Settings
 from supervisor.contract.paths import app_dir, package_root
 from supervisor.logs.relay import StackDump, StreamRelay
@@ -89,7 +90,7 @@ class ServerProcess:
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
     dump: StackDump = field(default_factory=StackDump)
     relays: list[StreamRelay] = field(default_factory=list)
-    _buffer: bytes = b""
+    _decoder: channel.Decoder = field(default_factory=channel.Decoder)
 
     @property
     def pid(self) -> int:
@@ -110,12 +111,12 @@ class ServerProcess:
     # -- control channel -------------------------------------------------------------
     def release(self) -> None:
         """Tell the process the schema is at head: it may open its pool and serve."""
-        self.send("go")
+        self.send(channel.GO)
         self.go_at = time.monotonic()
 
     def send(self, message: str) -> None:
         with contextlib.suppress(OSError):
-            self.control.sendall(message.encode() + b"\n")
+            self.control.sendall(channel.encode(message))
 
     def read_messages(self) -> list[str]:
         """Messages waiting on the control socket (non-blocking); [] at end of file."""
@@ -127,9 +128,7 @@ class ServerProcess:
             data = b""
         if not data:
             return []
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        return [line.decode(errors="replace") for line in lines if line]
+        return self._decoder.feed(data)
 
     # -- signals ---------------------------------------------------------------------
     def send_signal(self, sig: int) -> None:

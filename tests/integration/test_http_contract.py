@@ -130,7 +130,7 @@ class TestBodyLimit:
         """Defaults to 1 MiB; 0 turns the limit off; anything else but a count of bytes is refused."""
         assert max_body_bytes({}) == DEFAULT_MAX_BODY_BYTES == 1024 * 1024
         assert max_body_bytes({"MAX_REQUEST_BODY_BYTES": "0"}) == 0
-        with pytest.raises(SettingsError, match="MAX_REQUEST_BODY_BYTES='1MB'"):
+        with pytest.raises(SettingsError, match="MAX_REQUEST_BODY_BYTES is '1MB'"):
             max_body_bytes({"MAX_REQUEST_BODY_BYTES": "1MB"})
 
     def test_malformed_setting_stops_the_start(self) -> None:
@@ -140,7 +140,7 @@ class TestBodyLimit:
             assert server.proc.wait(30) == 3
         finally:
             server.stop()
-        assert "MAX_REQUEST_BODY_BYTES='1MB'" in server.output()
+        assert "MAX_REQUEST_BODY_BYTES is '1MB'" in server.output()
 
 
 class TestConditionalRequests:

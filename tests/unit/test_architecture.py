@@ -110,3 +110,64 @@ class TestPackageMaps:
         modules = sorted(p.stem for p in init.parent.glob("*.py") if not p.stem.startswith("_"))
         assert doc, f"supervisor/{package}/__init__.py has no docstring"
         assert [m for m in modules if m not in doc] == []
+
+
+def literal_lines(path: Path, words: frozenset[str]) -> list[int]:
+    """Lines of ``path`` where one of ``words`` is spelled as a literal (str or bytes).
+
+    Dictionary keys, subscripts, ``.get()`` keys and f-string text are not counted (the
+    status snapshot has a ``"ready"`` field, which is not the control message).
+    """
+    tree = ast.parse(path.read_text(), str(path))
+    exempt: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            exempt.update(id(key) for key in node.keys if key is not None)
+        elif isinstance(node, ast.Subscript):
+            exempt.add(id(node.slice))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+            exempt.update(id(arg) for arg in node.args[:1])
+        elif isinstance(node, ast.JoinedStr):
+            exempt.update(id(inner) for inner in ast.walk(node))
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and id(node) not in exempt:
+            text = node.value.decode(errors="replace") if isinstance(node.value, bytes) else node.value
+            if isinstance(text, str) and text in words:
+                lines.append(node.lineno)
+    return lines
+
+
+class TestControlChannelIsWrittenOnce:
+    """The supervisor↔server messages come from ``supervisor.contract.control`` on both ends."""
+
+    def test_no_end_spells_a_message_itself(self) -> None:
+        """No module of ``server`` or ``supervision`` writes "go", "ready", "hb"… as a literal."""
+        from supervisor.contract import control
+
+        offenders = [f"{path.relative_to(REPO)}:{line}"
+                     for package in ("server", "supervision")
+                     for path in sorted((REPO / "supervisor" / package).rglob("*.py"))
+                     for line in literal_lines(path, control.MESSAGES)]
+        assert offenders == []
+
+    @pytest.mark.parametrize("module", ["supervisor/server/worker.py", "supervisor/supervision/server_process.py",
+                                        "supervisor/supervision/arbiter.py"])
+    def test_both_ends_import_the_contract(self, module: str) -> None:
+        """The worker, the process handle and the arbiter all import ``contract.control``."""
+        names = imported_names(REPO / module)
+        assert "supervisor.contract.control" in names
+
+
+class TestPoolDiagnosesAreWrittenOnce:
+    """The diagnosis names come from ``supervisor.contract.diagnoses`` in the backend and in explain."""
+
+    def test_no_module_spells_a_diagnosis_itself(self) -> None:
+        """Neither ``backend/jarlpm/pool`` nor ``supervisor/explain`` writes "lock_contention"… as a literal."""
+        from supervisor.contract import diagnoses
+
+        offenders = [f"{path.relative_to(REPO)}:{line}"
+                     for folder in (REPO / "backend" / "jarlpm" / "pool", REPO / "supervisor" / "explain")
+                     for path in sorted(folder.rglob("*.py"))
+                     for line in literal_lines(path, frozenset(diagnoses.BY_SPECIFICITY))]
+        assert offenders == []

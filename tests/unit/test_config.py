@@ -371,3 +371,23 @@ class TestLogSettingsOnly:
 
     def test_invalid_values_fall_back(self) -> None:
         assert log_settings_only({"LOG_FORMAT": "xml", "LOG_LEVEL": "loud"}) == ("json", "info")
+
+
+class TestVariableTable:
+    """The one table of variables (supervisor.contract.variables) and README.md's agree."""
+
+    def test_every_variable_is_in_the_readme(self) -> None:
+        """Each variable a user may set has a row in README.md's table."""
+        readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+        rows = [line for line in readme.splitlines() if line.startswith("| `")]
+        missing = [name for name in config.KNOWN_VARIABLES if not any(f"`{name}`" in row for row in rows)]
+        assert missing == []
+
+    def test_every_rule_has_a_documented_default(self) -> None:
+        """A rule's default, as written for people, is the value load_settings gives an unset variable."""
+        from supervisor.contract import variables
+
+        s = settings()
+        for name, rule in variables.RULES.items():
+            if isinstance(rule, (variables.Whole, variables.Seconds)):
+                assert float(variables.KNOWN_VARIABLES[name].split()[0]) == getattr(s, name.lower()), name

@@ -198,3 +198,36 @@ class TestDescribe:
 
     def test_unparseable(self) -> None:
         assert dburl.describe("mysql://app:hunter22@db/x") == "<unparseable URL>"
+
+
+class TestPasswordShapes:
+    """Passwords with "/", "#", "?" or "@" unencoded: parsed as libpq reads them, or refused; never shown."""
+
+    @pytest.mark.parametrize("password", ["pa/ss-w0rd", "pa#ss-w0rd", "pa?ss-w0rd", "p/a#s?sw0rd:x"])
+    def test_delimiters_stay_in_the_password(self, password: str) -> None:
+        """"/", "#" and "?" end nothing before the "@": the host, port and database stay right, the password hidden."""
+        raw = f"postgresql://app:{password}@db:6432/jarlpm?sslmode=require"
+        parts = dburl.parse(raw)
+        assert (parts.password, parts.host, parts.port, parts.database) == (password, "db", 6432, "jarlpm")
+        assert dburl.describe(raw) == "postgresql://app:***@db:6432/jarlpm?sslmode=require"
+        assert dburl.redact(f"could not connect to {raw}") == (
+            "could not connect to postgresql://app:***@db:6432/jarlpm?sslmode=require")
+
+    @pytest.mark.parametrize("raw", ["postgresql://app:hunter@22secret@db/jarlpm",
+                                     "postgresql://app:pa/ss#w?rd@22secret@db:5432/jarlpm"])
+    def test_unencoded_at_is_refused_without_a_trace(self, raw: str) -> None:
+        """libpq would read "22secret@db" as the host (and print it); refused, saying how to write it."""
+        with pytest.raises(dburl.InvalidDatabaseUrl) as info:
+            dburl.validate(raw)
+        assert "%40" in str(info.value)
+        assert "22secret" not in str(info.value) and "hunter" not in str(info.value)
+
+    def test_unencoded_at_registers_the_whole_password(self) -> None:
+        """The password as its writer meant it (up to the last "@") is masked wherever it shows."""
+        dburl.register_url_secrets("postgresql://app:hunter@22secret@db/jarlpm")
+        assert dburl.redact("echo hunter@22secret") == "echo ***"
+        assert "22secret" not in dburl.redact("postgresql://app:hunter@22secret@db/jarlpm")
+
+    def test_encoded_at_is_accepted(self) -> None:
+        """``%40`` is the way to write it, and it decodes to "@"."""
+        assert dburl.parse("postgresql://app:hunter%4022secret@db/jarlpm").password == "hunter@22secret"

@@ -32,8 +32,10 @@ from jarlpm.pool.model import (
 from jarlpm.pool.options import PoolOptions
 from jarlpm.pool.ratelimit import RateLimiter, SaturationWatch, saturation_wait
 from jarlpm.pool.tracker import PoolTracker
+from sqlalchemy import make_url
 
 from supervisor.contract import sqltext as statements
+from supervisor.contract.config import ConfigError, Problem, load_settings
 
 LONG = 1.0
 TIMEOUT = Trigger("timeout", "QueuePool limit of size 2 overflow 0 reached")
@@ -453,6 +455,13 @@ class TestReport:
                           "error": "too many clients"}
 
 
+def problems_of(env: dict[str, str]) -> list[Problem]:
+    """The problems the supervisor's ``load_settings`` finds in ``env``."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(env, is_file=lambda _path: True)
+    return info.value.problems
+
+
 class TestOptions:
     """What the instrumentation reads from the environment."""
 
@@ -464,15 +473,49 @@ class TestOptions:
         assert PoolOptions.from_env({}).enabled
         assert not PoolOptions.from_env({"JARLPM_POOL_INSTRUMENTATION": "0"}).enabled
 
-    def test_malformed_values_fall_back(self) -> None:
-        """Run without the supervisor's validation, a bad value never stops the server."""
-        options = PoolOptions.from_env({"DB_LEAK_THRESHOLD": "soon", "WORKERS": "0"})
-        assert (options.leak_threshold_s, options.workers) == (0.0, 1)
+    def test_malformed_values_are_refused_in_the_supervisors_words(self) -> None:
+        """No silent fallback: every bad value is named, as ``jarlpm run`` would name it."""
+        with pytest.raises(ConfigError) as info:
+            PoolOptions.from_env({"DB_LEAK_THRESHOLD": "soon", "WORKERS": "0"})
+        supervisors = problems_of({"DATABASE_URL": "postgresql://u@h/db", "DB_LEAK_THRESHOLD": "soon", "WORKERS": "0"})
+        assert info.value.problems == supervisors
+        assert [str(p) for p in supervisors] == [
+            "DB_LEAK_THRESHOLD is 'soon', which is not a number; expected a number of seconds from 0 to 86400",
+            "WORKERS is 0, out of range; expected a whole number from 1 to 64",
+        ]
 
     def test_diagnostics_connect_through_the_direct_url(self) -> None:
         """DATABASE_DIRECT_URL (PgBouncer bypass) wins; timeouts and a name are added, options kept."""
         options = PoolOptions.from_env({"DATABASE_DIRECT_URL": "postgres://u:p@db:5432/app?options=-c%20search_path%3Dx"})
-        assert options.direct_url == "postgresql+psycopg2://u:p@db:5432/app?options=-c%20search_path%3Dx"
+        assert options.direct_url is not None
+        direct = make_url(options.direct_url)
+        assert (direct.drivername, direct.host, direct.database) == ("postgresql+psycopg2", "db", "app")
+        assert direct.query["options"] == "-c search_path=x"
         kwargs = dbview.connect_kwargs({"host": "db", "options": "-c search_path=x"})
         assert kwargs["connect_timeout"] == 2 and kwargs["application_name"].startswith("jarlpm-diagnostics:")
         assert kwargs["options"].startswith("-c search_path=x -c statement_timeout=1000")
+
+
+class TestDiagnosisNamesAgree:
+    """The backend emits, and ``jarlpm explain`` reads, the same diagnosis names (supervisor.contract.diagnoses)."""
+
+    def test_backend_diagnoses_in_the_contracts_order(self) -> None:
+        """The backend ranks the diagnoses in the contract's order of specificity, and has a hint for each."""
+        from jarlpm.pool.facts import DIAGNOSES, KIND_DIAGNOSIS
+        from jarlpm.pool.hints import HINTS
+
+        from supervisor.contract import diagnoses
+
+        assert DIAGNOSES == diagnoses.BY_SPECIFICITY
+        assert set(HINTS) == set(diagnoses.BY_SPECIFICITY)
+        assert set(KIND_DIAGNOSIS.values()) <= set(diagnoses.BY_SPECIFICITY)
+
+    def test_explain_has_a_specific_fix_for_every_diagnosis(self) -> None:
+        """Every diagnosis the backend may emit gets its own cause in explain, not the generic one."""
+        from supervisor.contract import diagnoses
+        from supervisor.explain.fixes import pool_fix
+
+        generic, _ = pool_fix("not_a_diagnosis", {"pool_size": 5, "max_overflow": 10})
+        for name in diagnoses.BY_SPECIFICITY:
+            cause, fix = pool_fix(name, {"pool_size": 5, "max_overflow": 10})
+            assert cause and fix and cause != generic.replace("not_a_diagnosis", name), name

@@ -10,27 +10,22 @@ from dataclasses import dataclass
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jarlpm.settings import SettingsError
+from supervisor.contract import envread
 
 MAX_BODY_VARIABLE = "MAX_REQUEST_BODY_BYTES"
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # = the contract's default (tests/integration/test_http_contract.py)
 # The methods whose bodies the API reads; any other body is never read (the
 # HTTP server discards it), so it costs no memory and is not refused.
 LIMITED_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def max_body_bytes(environ: Mapping[str, str] | None = None) -> int:
-    """Read ``MAX_REQUEST_BODY_BYTES`` (bytes, default 1 MiB; 0 turns the limit off)."""
-    env = os.environ if environ is None else environ
-    raw = env.get(MAX_BODY_VARIABLE, "").strip()
-    if not raw:
-        return DEFAULT_MAX_BODY_BYTES
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise SettingsError(f"{MAX_BODY_VARIABLE}={raw!r}: expected int >= 0 (bytes; 0 = no limit)")
+    """``MAX_REQUEST_BODY_BYTES`` (bytes, default 1 MiB; 0 turns the limit off), by the contract's rule.
+
+    The supervisor validates it before anything starts; under plain uvicorn a bad
+    value fails the start-up in the same words (``ConfigError``).
+    """
+    value: int = envread.read(os.environ if environ is None else environ, [MAX_BODY_VARIABLE])[MAX_BODY_VARIABLE]
     return value
 
 

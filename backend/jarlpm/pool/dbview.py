@@ -20,6 +20,7 @@ from typing import Any
 import psycopg2
 
 from jarlpm.pool.model import DbLock, DbSession, DbSettings, DbView
+from supervisor.contract.budget import CLIENT_SESSIONS_SQL
 from supervisor.contract.sqltext import normalise
 
 DIAGNOSTICS_APPLICATION = "jarlpm-diagnostics"
@@ -34,18 +35,18 @@ SETTINGS_SQL = (
     " current_setting('server_version_num')::int"
 )
 
-# Other roles' rows show backend_type as NULL, so NULL counts as a client (with a database).
-SESSIONS_SQL = """
+# The contract's filter (other roles' rows show backend_type as NULL), so the
+# supervisor's db.pool.budget counts the same sessions.
+SESSIONS_SQL = f"""
 SELECT a.pid, COALESCE(a.application_name, ''), a.usename, a.datname = current_database(), a.state,
        EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start)::float8,
        EXTRACT(EPOCH FROM clock_timestamp() - a.query_start)::float8,
        EXTRACT(EPOCH FROM clock_timestamp() - a.state_change)::float8,
        a.wait_event_type, a.wait_event,
-       CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) ELSE '{}'::int[] END,
+       CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) ELSE '{{}}'::int[] END,
        CASE WHEN a.state IS NOT NULL THEN left(a.query, 2000) END
 FROM pg_stat_activity a
-WHERE a.pid <> pg_backend_pid() AND a.datname IS NOT NULL
-  AND (a.backend_type = 'client backend' OR a.backend_type IS NULL)
+WHERE a.pid <> pg_backend_pid() AND {CLIENT_SESSIONS_SQL}
 """
 
 LOCKS_SQL = """

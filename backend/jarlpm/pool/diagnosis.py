@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections import Counter
 
 from jarlpm.pool.facts import (
-    DATABASE_AT_CAPACITY,
     DIAGNOSES,
     KIND_DIAGNOSIS,
     LEAKED,
@@ -30,7 +29,6 @@ from jarlpm.pool.facts import (
     LONG_TRANSACTION,
     SHORT,
     SLOW_STATEMENT,
-    UNDERSIZED_POOL,
     Facts,
     is_capacity_error,
     long_threshold,
@@ -38,6 +36,10 @@ from jarlpm.pool.facts import (
 )
 from jarlpm.pool.hints import HINTS, Context
 from jarlpm.pool.model import DbSession, Diagnosis, HolderView
+from supervisor.contract.diagnoses import (
+    DATABASE_AT_CAPACITY,
+    UNDERSIZED_POOL,
+)
 
 __all__ = ["Facts", "classify", "diagnose", "is_capacity_error", "long_threshold", "server_message"]
 

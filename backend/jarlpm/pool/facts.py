@@ -6,15 +6,17 @@ from dataclasses import dataclass
 
 from jarlpm.pool.budget import ConnectionBudget
 from jarlpm.pool.model import DbView, HolderView, PoolNumbers, Trigger
+from supervisor.contract.diagnoses import (
+    BY_SPECIFICITY,
+    CONNECTION_LEAK,
+    LOCK_CONTENTION,
+    LONG_TRANSACTIONS,
+    SLOW_QUERIES,
+    UNDERSIZED_POOL,
+)
 
-LOCK_CONTENTION = "lock_contention"
-DATABASE_AT_CAPACITY = "database_at_capacity"
-CONNECTION_LEAK = "connection_leak"
-LONG_TRANSACTIONS = "long_transactions"
-SLOW_QUERIES = "slow_queries"
-UNDERSIZED_POOL = "undersized_pool"
-DIAGNOSES = (LOCK_CONTENTION, DATABASE_AT_CAPACITY, CONNECTION_LEAK, LONG_TRANSACTIONS, SLOW_QUERIES,
-             UNDERSIZED_POOL)
+# The names are the contract's (``jarlpm explain`` reads them back); most specific first.
+DIAGNOSES = BY_SPECIFICITY
 
 # What each checked-out connection is doing, as far as the facts tell.
 LOCK_WAIT = "lock_wait"

@@ -13,20 +13,22 @@ from dataclasses import dataclass
 from jarlpm.pool.budget import APP_PREFIX, program_name
 from jarlpm.pool.facts import (
     CAPACITY_MESSAGES,
-    CONNECTION_LEAK,
-    DATABASE_AT_CAPACITY,
     LEAKED,
-    LOCK_CONTENTION,
     LOCK_WAIT,
     LONG_TRANSACTION,
-    LONG_TRANSACTIONS,
-    SLOW_QUERIES,
     SLOW_STATEMENT,
-    UNDERSIZED_POOL,
     Facts,
     server_message,
 )
 from jarlpm.pool.model import DbLock, DbSession, HolderView
+from supervisor.contract.diagnoses import (
+    CONNECTION_LEAK,
+    DATABASE_AT_CAPACITY,
+    LOCK_CONTENTION,
+    LONG_TRANSACTIONS,
+    SLOW_QUERIES,
+    UNDERSIZED_POOL,
+)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import logging
 import os
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
 from sqlalchemy import event, make_url
@@ -30,7 +30,10 @@ from jarlpm.pool import dbview, events
 from jarlpm.pool.monitor import PoolMonitor
 from jarlpm.pool.options import PoolOptions
 from jarlpm.pool.tracker import PoolTracker
-from jarlpm.settings import Settings
+
+if TYPE_CHECKING:
+    # Only a type here: jarlpm.settings imports jarlpm.pool.options (its variables are checked at start).
+    from jarlpm.settings import Settings
 
 log = logging.getLogger("jarlpm.pool")
 

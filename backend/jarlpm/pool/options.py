@@ -1,21 +1,23 @@
 """What the pool instrumentation reads from the environment, once, when the engine is created.
 
-These variables are validated by the supervisor before a server process starts;
-run without it (plain uvicorn), a malformed value falls back to its default
-rather than stopping a server over a diagnostic setting.
+The variables are read by the contract's rules (``supervisor.contract.envread``), the
+supervisor's own: a malformed value is refused with the supervisor's words, never
+replaced by a default behind the operator's back.  ``jarlpm.settings`` checks these
+together with its own when the app starts, so every problem is reported at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from jarlpm.dburl import normalise_database_url, read_env_url
+from supervisor.contract import dburl, envread
 
 # Exhaustion reports: one full event per interval per process; the rest are counted.
 REPORT_INTERVAL_S = 60.0
-# DB_LEAK_THRESHOLD's defaults (shared/DESIGN.md): off in production, 30 s in development.
-DEVELOPMENT_LEAK_THRESHOLD_S = 30.0
+
+# DB_LEAK_THRESHOLD's default depends on JARLPM_ENV (off in production, 30 s in development).
+VARIABLES = ("JARLPM_ENV", "DB_LEAK_THRESHOLD", "WORKERS", "DATABASE_DIRECT_URL")
 
 _OFF = {"0", "false", "no", "off"}
 
@@ -39,25 +41,12 @@ class PoolOptions:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PoolOptions:
-        development = env.get("JARLPM_ENV", "").strip().lower() == "development"
-        default_threshold = DEVELOPMENT_LEAK_THRESHOLD_S if development else 0.0
-        try:
-            direct = read_env_url("DATABASE_DIRECT_URL", env)
-        except OSError:
-            direct = None
+        """Read the options; raises ``ConfigError`` naming every malformed variable."""
+        values = envread.read(env, VARIABLES)
+        direct = values["DATABASE_DIRECT_URL"]
         return cls(
             enabled=instrumentation_enabled(env),
-            leak_threshold_s=_number(env, "DB_LEAK_THRESHOLD", default_threshold, float),
-            workers=int(_number(env, "WORKERS", 1, int, minimum=1)),
-            direct_url=normalise_database_url(direct) if direct else None,
+            leak_threshold_s=values["DB_LEAK_THRESHOLD"],
+            workers=values["WORKERS"],
+            direct_url=dburl.normalise(direct) if direct else None,
         )
-
-
-def _number(env: Mapping[str, str], name: str, default: float, kind: Callable[[str], float],
-            minimum: float = 0.0) -> float:
-    raw = env.get(name, "").strip()
-    try:
-        value = kind(raw) if raw else default
-    except ValueError:
-        return default
-    return value if value >= minimum else default
