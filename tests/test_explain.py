@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 from alembic_copy import add_revision, copy_alembic
+from explain_fixtures.envelopes import ENVELOPES, docker_json_file
 from pgfixtures import new_app_database
 from procs import APPS, REPO, Supervisor, base_env, http_get, wait_for
 
-from supervisor.explain import cli
+from supervisor.explain import cli, fmt
 from supervisor.explain.incidents import Incident, group
 from supervisor.explain.reader import BadTime, EventReader, parse_line, parse_when, read_lines
 from supervisor.explain.verdict import decide
@@ -256,7 +257,10 @@ class TestCapturedLogs:
         restarts = doc["incidents"][2]
         assert restarts["count"] == 2 and restarts["facts"]["causes"] == {"exit 7": 2}
         assert "0004_add_priority" in doc["incidents"][3]["summary"]
-        assert "exit 7" in doc["verdict"]["fix"]
+        # Two independent root causes, equally severe: the most recent first.
+        causes = doc["verdict"]["root_causes"]
+        assert [c["kind"] for c in causes] == ["reload_failed", "restarts"]
+        assert "exit 7" in causes[1]["fix"] and "0004_add_priority" in causes[0]["fix"]
 
     def test_pool_lock_contention_synthetic(self) -> None:
         """Exhaustion by lock contention: the verdict names the blocking pid and how to end it."""
@@ -459,6 +463,39 @@ class TestVerdict:
         assert verdict.incident is not None and verdict.incident.kind == "db_outage"
         assert [i.kind for i in verdict.explains] == ["pool_exhausted"]
 
+    def test_two_independent_incidents(self) -> None:
+        """A lock contention that cleared 3 s before an outage began is not its effect: two root causes."""
+        blocker = {"pid": 4242, "application": "psql", "locks": ["AccessExclusiveLock on epics"]}
+        lines = start_lines() + [
+            line(10, "db.pool.saturated", source="server", pid=101, level="warning", checked_out=2, waiting=4),
+            line(11, "db.pool.exhausted", source="server", pid=101, level="error", checked_out=2, waiting=4,
+                 pool_size=2, max_overflow=0, diagnosis="lock_contention", database={"blockers": [blocker]}),
+            line(12, "http.access", source="server", pid=101, method="GET", path="/api/epics", status=200),
+            line(15, "server.log", source="server", pid=101, message="db.unavailable", error="refused"),
+            line(15, "http.access", source="server", pid=101, method="GET", path="/api/epics", status=503),
+            line(19, "http.access", source="server", pid=101, method="GET", path="/api/epics", status=200)]
+        verdict = decide(incidents(lines))
+        assert [c.incident.kind for c in verdict.causes] == ["pool_exhausted", "db_outage"]
+        lock, outage = verdict.causes
+        assert "pid 4242" in lock.cause and "AccessExclusiveLock on epics" in lock.cause
+        assert "pg_terminate_backend(4242)" in lock.fix and [i.kind for i in lock.explains] == ["pool_saturated"]
+        assert outage.cause.startswith("the database was unreachable for 4.0 s") and outage.explains == []
+        assert verdict.cause == lock.cause  # the most severe first, also at the top for scripts
+
+    def test_outage_explains_only_what_it_can_cause(self) -> None:
+        """During an outage, a crash loop on a missing module is still its own root cause."""
+        lines = start_lines() + [line(10, "server.log", source="server", pid=101, message="db.unavailable",
+                                      error="refused")]
+        lines += crash(11, 101, was_ready=True)[:2] + [
+            line(30, "http.access", source="server", pid=102, method="GET", path="/api/epics", status=200)]
+        kinds_found = [c.incident.kind for c in decide(incidents(lines)).causes]
+        assert kinds_found == ["restarts", "db_outage"]  # equally severe: the most recent first
+        lines = [x.replace("ModuleNotFoundError: No module named 'nope'", "psycopg2.OperationalError: refused")
+                 for x in lines]
+        verdict = decide(incidents(lines))
+        assert [c.incident.kind for c in verdict.causes] == ["db_outage"]
+        assert [i.kind for i in verdict.explains] == ["restarts"]
+
     def test_undersized_pool_names_the_new_size(self) -> None:
         """Peak demand 22 with 10 overflow: raise DB_POOL_SIZE from 5 to 12."""
         lines = [line(0, "db.pool.exhausted", source="server", pid=101, checked_out=15, waiting=7,
@@ -549,6 +586,87 @@ class TestReader:
         assert [len(x) for x in lines[2:4]] == [reader_module.MAX_LINE, 10] and lines[4] == "last"
 
 
+# -- envelopes -------------------------------------------------------------------------------------------
+def _signature(lines: list[str]) -> tuple[list[tuple[str, str, int | None]], list[tuple[str, str]]]:
+    """What a reader of the report sees: each incident (kind, summary, supervisor) and each root cause."""
+    found = incidents(lines)
+    verdict = decide(found)
+    return ([(i.kind, i.summary, i.supervisor) for i in found], [(c.cause, c.fix) for c in verdict.causes])
+
+
+class TestEnvelopes:
+    """Every envelope people fetch logs in is opened down to our line, line by line and mixed."""
+
+    @pytest.mark.parametrize("envelope", sorted(ENVELOPES))
+    @pytest.mark.parametrize("fixture", ["two_incidents_real.log", "pool_lock_contention.log", "crash_loop.log",
+                                         "migration_failed.log", "db_outage_while_serving.log", "hang.log"])
+    def test_same_report_in_every_envelope(self, fixture: str, envelope: str) -> None:
+        """A captured log gives the same incidents and root causes raw and in ``envelope``."""
+        raw = (FIXTURES / fixture).read_text().splitlines()
+        reader = EventReader()
+        wrapped = ENVELOPES[envelope](raw)
+        found = group(reader.events(wrapped))
+        assert reader.stats.events == len(raw) and reader.stats.other == reader.stats.foreign_json == 0
+        verdict = decide(found)
+        assert ([(i.kind, i.summary, i.supervisor) for i in found],
+                [(c.cause, c.fix) for c in verdict.causes]) == _signature(raw)
+
+    @pytest.mark.parametrize("names", [
+        ("raw", "journal_export", "docker_json_file", "docker_timestamps", "platform_object"),  # no replica named
+        ("journal_json", "journal_json_seq_priority", "platform_message"),  # the host web-1
+        ("kubectl_prefix", "kubectl_prefix_timestamps", "platform_log_kubernetes", "platform_msg",
+         "platform_itself")])  # the pod
+    def test_mixed_envelopes(self, names: tuple[str, ...]) -> None:
+        """One log whose lines come in different envelopes naming the same replica reads as the raw log does."""
+        raw = (FIXTURES / "two_incidents_real.log").read_text().splitlines()
+        mixed = [x for n, line in enumerate(raw) for x in ENVELOPES[names[n % len(names)]]([line])]
+        assert _signature(mixed) == _signature(raw)
+
+    def test_journal_time_and_bytes(self) -> None:
+        """An object without a time takes __REALTIME_TIMESTAMP; a MESSAGE as an array of bytes is decoded."""
+        body = json.dumps({"level": "info", "event": "supervisor.ready", "source": "supervisor", "pid": 7})
+        entry = {"__REALTIME_TIMESTAMP": str(int(T0 * 1e6)), "MESSAGE": list(body.encode()), "_HOSTNAME": "db-2"}
+        kind, event = parse_line(json.dumps(entry))
+        assert kind == "event" and event is not None
+        assert (event["event"], event["_ts"], event["_origin"]) == ("supervisor.ready", T0, "db-2")
+        assert event["timestamp"] == fmt.timestamp(T0)
+
+    def test_syslog_priority_prefix(self) -> None:
+        """``<3>`` before our line is stripped, in a journal MESSAGE or on a raw line."""
+        raw = line(0, "child.ready", pid=8)
+        for wrapped in (f"<3>{raw}", json.dumps({"MESSAGE": f"<3>{raw}", "PRIORITY": "3"})):
+            kind, event = parse_line(wrapped)
+            assert kind == "event" and event is not None and event["event"] == "child.ready"
+
+    def test_docker_pieces_are_joined(self) -> None:
+        """A line Docker split into 16 KiB pieces is one event; the pieces count as envelope lines."""
+        raw = line(0, "child.exited", pid=8, level="error", stderr_tail=["x" * 50_000], exit_code=1)
+        reader = EventReader()
+        events = list(reader.events(docker_json_file([raw])))
+        assert [e["event"] for e in events] == ["child.exited"] and events[0]["stderr_tail"] == ["x" * 50_000]
+        assert reader.stats.envelope_only == 3 and reader.stats.envelopes == {"docker": 1}
+
+    def test_replicas_with_the_same_pid_stay_apart(self) -> None:
+        """Two pods whose supervisors are both PID 1 are two supervisors, each with its own incidents."""
+        a = [f"[pod/api-a/jarlpm] {x}" for x in start_lines(0, sup=1, child=7)
+             + crash(5, 7, sup=1, was_ready=True, exc="RuntimeError: a")]
+        b = [f"[pod/api-b/jarlpm] {x}" for x in start_lines(0.1, sup=1, child=7)
+             + crash(5.1, 7, sup=1, was_ready=True, exc="RuntimeError: b")]
+        found = incidents([x for pair in zip(a, b, strict=True) for x in pair])
+        restarts = {(i.origin, i.supervisor): i.facts["exception"] for i in of_kind(found, "restarts")}
+        assert restarts == {("api-a", 1): "RuntimeError: a", ("api-b", 1): "RuntimeError: b"}
+        assert len(of_kind(found, "start")) == 2
+
+    def test_other_programs_in_an_envelope(self) -> None:
+        """Journal entries of other units count as journal lines, not as our events."""
+        reader = EventReader()
+        lines = [json.dumps({"MESSAGE": "Started Session 4 of user root.", "_HOSTNAME": "h"}),
+                 json.dumps({"MESSAGE": '{"level": "info", "msg": "other json"}', "_HOSTNAME": "h"}),
+                 json.dumps({"log": "plain text\n", "stream": "stderr", "time": "2026-11-25T00:00:00Z"})]
+        assert list(reader.events(lines)) == []
+        assert reader.stats.shapes == {"journal": 2, "docker": 1}
+
+
 # -- the command line ------------------------------------------------------------------------------------
 class TestCommandLine:
     """Exit codes, input forms and the JSON document."""
@@ -587,7 +705,12 @@ class TestCommandLine:
         assert set(loop) >= {"kind", "severity", "start", "end", "duration_s", "count", "summary", "facts",
                              "examples"}
         assert 0 < len(loop["examples"]) <= 3
-        assert set(doc["verdict"]) == {"cause", "fix", "incident", "kind", "explains", "next"}
+        assert set(doc["verdict"]) == {"cause", "fix", "incident", "kind", "explains", "evidence", "next",
+                                       "root_causes", "notes"}
+        (root,) = doc["verdict"]["root_causes"]
+        assert {k: root[k] for k in ("cause", "fix", "incident", "kind")} == {
+            k: doc["verdict"][k] for k in ("cause", "fix", "incident", "kind")}
+        assert root["evidence"][0].startswith("2026-11-25T00:53:05.075Z → 00:53:07.270Z (lines ")
 
     def test_text_report(self) -> None:
         """The text report: a header, one line per incident, the verdict."""

@@ -8,7 +8,7 @@ from typing import Any
 from . import fmt
 from .model import Incident, trim
 from .reader import ReadStats
-from .verdict import Verdict, as_dict
+from .verdict import Verdict, as_dict, where
 
 _MARK = {"info": "info ", "warning": "WARN ", "error": "ERROR"}
 
@@ -53,12 +53,32 @@ def text(stats: ReadStats, incidents: list[Incident], verdict: Verdict, omitted:
         lines.append(f"  {fmt.timestamp(inc.start)}  {_MARK.get(inc.severity, inc.severity)}  {who}{inc.summary}")
     if omitted:
         lines.append(f"  … and {sum(omitted.values())} more incidents not listed ({fmt.counted(omitted, 6)})")
-    lines += ["", "Verdict", f"  Root cause: {verdict.cause}", f"  Fix:        {verdict.fix}"]
-    if verdict.explains:
-        lines.append(f"  Explains:   {', '.join(sorted({i.kind for i in verdict.explains}))} in the same window")
-    for n, step in enumerate(verdict.next):
-        lines.append(f"  {'Next:' if n == 0 else '':<11} {step}")
+    lines.append("")
+    if len(verdict.causes) <= 1:
+        lines.append("Verdict")
+        lines += _root_lines("  ", verdict.cause, verdict.fix, verdict.incident, verdict.explains, verdict.next)
+    else:
+        lines.append(f"Verdict: {len(verdict.causes)} independent root causes, most severe first")
+        for n, root in enumerate(verdict.causes, 1):
+            head = f"  {n}. "
+            body = _root_lines(" " * len(head), root.cause, root.fix, root.incident, root.explains, root.next)
+            lines += [head + body[0].lstrip(), *body[1:]]
+        for n, note in enumerate(verdict.notes):
+            lines.append(f"  {'Also noted:' if n == 0 else '':<11} {note.removeprefix('also: ')}")
     return "\n".join(lines) + "\n"
+
+
+def _root_lines(indent: str, cause: str, fix: str, incident: Incident | None, explains: list[Incident],
+                nxt: list[str]) -> list[str]:
+    """One root cause: what, the fix, where the log shows it, what it explains, where to look next."""
+    out = [f"{indent}Root cause: {cause}", f"{indent}Fix:        {fix}"]
+    if incident is not None:  # its summary is in the timeline above: here, when and which lines
+        out.append(f"{indent}Evidence:   {incident.kind.replace('_', ' ')} {where(incident)}")
+    if explains:
+        out.append(f"{indent}Explains:   {', '.join(sorted({i.kind for i in explains}))} in the same window")
+    for n, step in enumerate(nxt):
+        out.append(f"{indent}{'Next:' if n == 0 else '':<11} {step}")
+    return out
 
 
 def incident_dict(inc: Incident) -> dict[str, Any]:
