@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from alembic_copy import add_revision, copy_alembic
-from explain_fixtures.envelopes import ENVELOPES, docker_json_file
+from explain_fixtures.envelopes import ENVELOPES, docker_json_file, journal_json
 from pgfixtures import new_app_database
 from procs import APPS, REPO, Supervisor, base_env, http_get, wait_for
 
@@ -38,12 +38,11 @@ T0 = 1_795_600_000.0  # 2026-11-25 (seconds since the epoch)
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def report(path: Path | str, *args: str) -> dict[str, Any]:
-    """``jarlpm explain PATH --json`` run in-process; the parsed document."""
+def report(path: Path | str, *args: str, code: int = 0) -> dict[str, Any]:
+    """``jarlpm explain PATH --json`` run in-process; the parsed document (the exit code must be ``code``)."""
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = cli.main([str(path), "--json", *args])
-    assert code == 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main([str(path), "--json", *args]) == code
     doc: dict[str, Any] = json.loads(out.getvalue())
     return doc
 
@@ -667,6 +666,84 @@ class TestEnvelopes:
         assert reader.stats.shapes == {"journal": 2, "docker": 1}
 
 
+# -- honest about what it could not read ------------------------------------------------------------
+class TestUnreadable:
+    """No JarlPM event is never "no incidents" with exit 0: exit 65 and what the input looked like."""
+
+    def run(self, path: Path, *args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main([str(path), *args])
+        return code, out.getvalue(), err.getvalue()
+
+    def test_foreign_json(self, tmp_path: Path) -> None:
+        """1,743 JSON objects of another program: exit 65, counted, and what to check."""
+        log = tmp_path / "other.log"
+        log.write_text("".join(json.dumps({"ts": n, "msg": "GET /", "level": "info"}) + "\n" for n in range(1743)))
+        code, out, err = self.run(log)
+        assert code == 65
+        assert "no JarlPM event in 1,743 lines: 1,743 JSON objects, none of them a JarlPM event" in out
+        assert "(no incidents)" not in out and "no JarlPM event" in err
+
+    def test_journal_of_another_unit(self, tmp_path: Path) -> None:
+        """journalctl -o json of a unit that is not the supervisor: names the envelope and the unit to check."""
+        log = tmp_path / "journal.json"
+        log.write_text("\n".join(json.dumps({"__REALTIME_TIMESTAMP": "1764000000000000", "MESSAGE": f"tick {n}",
+                                             "_SYSTEMD_UNIT": "cron.service"}) for n in range(5)))
+        code, out, _ = self.run(log, "--json")
+        doc = json.loads(out)
+        assert code == 65 and doc["input"]["skipped"] == {"journal": 5}
+        assert "5 journal entries, none of them a JarlPM event" in doc["verdict"]["cause"]
+        assert "journalctl -u jarlpm" in doc["input"]["unread"]
+
+    def test_console_format(self, tmp_path: Path) -> None:
+        """Lines of LOG_FORMAT=console are recognised, and the answer says to log JSON."""
+        log = tmp_path / "console.log"
+        log.write_text("2026-11-25T00:53:04.491Z [info     ] phase.started     phase=validate_env src=supervisor[1]\n")
+        code, out, _ = self.run(log)
+        assert code == 65 and "LOG_FORMAT=console line" in out and "run the supervisor with LOG_FORMAT=json" in out
+
+    def test_empty_input(self, tmp_path: Path) -> None:
+        """An empty file: exit 65, the input is empty."""
+        log = tmp_path / "empty.log"
+        log.write_text("")
+        code, out, _ = self.run(log)
+        assert code == 65 and "the input is empty" in out
+
+    def test_window_with_events_is_not_unreadable(self) -> None:
+        """Events found but all outside --since/--until: exit 0, the window is the reason."""
+        doc = report(FIXTURES / "hang.log", "--since", "2030-01-01")
+        assert doc["incidents"] == [] and doc["input"]["outside_window"] == 23
+
+    def test_gzip_cut_short(self, tmp_path: Path) -> None:
+        """A gzip file cut mid-way: what was read is explained, and the header says reading stopped early."""
+        packed = gzip.compress((FIXTURES / "hang.log").read_bytes() * 200)
+        log = tmp_path / "cut.log.gz"
+        log.write_bytes(packed[: len(packed) * 2 // 3])
+        code, out, _ = self.run(log)
+        assert code == 0 and "reading stopped early: the compressed stream ends mid-way" in out.splitlines()[0]
+        assert "hang: event loop" in out
+
+    def test_compressed_otherwise(self, tmp_path: Path) -> None:
+        """A zstd file or a journal file: exit 66 and the command to run instead."""
+        log = tmp_path / "x.zst"
+        log.write_bytes(b"\x28\xb5\x2f\xfd" + b"\0" * 20)
+        code, _, err = self.run(log)
+        assert code == 66 and "zstd -dc FILE | jarlpm explain" in err
+
+    def test_header_says_how_much_was_read(self) -> None:
+        """Part of the input read: the header names the envelope and what was skipped."""
+        raw = (FIXTURES / "hang.log").read_text().splitlines()
+        lines = journal_json(raw) + [json.dumps({"MESSAGE": "Started Session 4.", "_HOSTNAME": "h"}), "plain"]
+        reader = EventReader()
+        found = group(reader.events(lines))
+        from supervisor.explain import render
+
+        header = render.text(reader.stats, found, decide(found), {}).splitlines()[0]
+        assert header.startswith("jarlpm explain: 25 lines, 23 events (through journalctl -o json; 2 skipped, "
+                                 "not JarlPM events: 1 journal entry, 1 line of text);")
+
+
 # -- the command line ------------------------------------------------------------------------------------
 class TestCommandLine:
     """Exit codes, input forms and the JSON document."""
@@ -776,11 +853,12 @@ class TestFuzz:
             json.loads(render.as_json(reader.stats, found, verdict, {}))
 
     def test_random_bytes_file(self, tmp_path: Path) -> None:
-        """A file of random bytes gives exit 0 and an empty timeline."""
+        """A file of random bytes gives exit 65 (no JarlPM event), an empty timeline and says so."""
         noise = tmp_path / "noise.bin"
         noise.write_bytes(random.Random(1).randbytes(200_000))
-        doc = report(noise)
+        doc = report(noise, code=65)
         assert doc["incidents"] == [] and doc["verdict"]["incident"] is None
+        assert doc["verdict"]["cause"].startswith("no JarlPM event in ")
 
 
 # -- the benchmark ------------------------------------------------------------------------------------

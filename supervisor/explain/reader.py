@@ -41,6 +41,8 @@ _ACCESS = re.compile(
     r'"source": "([a-z]+)", "pid": (\d{1,9}), "logger": "uvicorn\.access", "client": "[^"\\]*", '
     r'"method": "([A-Z]{1,10})", "path": "([^"\\]*)", "http_version": "[^"\\]*", '
     r'"status": (\d{3})\}\s*$')
+# A line of LOG_FORMAT=console: "2026-11-25T00:53:04.491Z [info     ] phase.started   phase=…".
+_CONSOLE = re.compile(r"\[(?:debug|info|warning|error|critical)\s*\] [a-z_]+\.[a-z_.]+")
 _DOTTED = re.compile(r"^[a-z_]+(?:\.[a-z_]+)+$")
 
 
@@ -197,9 +199,11 @@ def read_lines(stream: IO[bytes], chunk: int = 1 << 20) -> Iterator[str]:
     parsing of a short line.  A longer line comes out in ``MAX_LINE`` pieces.
     """
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    # read1: at most one read underneath, so a gzip file cut short yields what came before the cut.
+    read = getattr(stream, "read1", stream.read)
     rest = ""
     while True:
-        data = stream.read(chunk)
+        data = read(chunk)
         text = rest + decoder.decode(data, final=not data)
         lines = text.split("\n")
         rest = lines.pop()
@@ -286,5 +290,6 @@ class EventReader:
             shape = JSON if via == RAW else via
         else:
             stats.other += 1
-            shape = via if via not in (RAW, KUBECTL) else ("blank" if not line.strip() else "text")
+            shape = via if via not in (RAW, KUBECTL) else (
+                "blank" if not line.strip() else "console" if _CONSOLE.search(line, 0, 200) else "text")
         stats.shapes[shape] = stats.shapes.get(shape, 0) + 1

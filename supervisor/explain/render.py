@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import fmt
+from . import coverage, fmt
 from .model import Incident, trim
 from .reader import ReadStats
 from .verdict import Verdict, as_dict, where
@@ -13,43 +13,45 @@ from .verdict import Verdict, as_dict, where
 _MARK = {"info": "info ", "warning": "WARN ", "error": "ERROR"}
 
 
-def _supervisors(incidents: list[Incident]) -> list[int]:
-    seen: list[int] = []
+def label(inc: Incident) -> str:
+    """Who an incident belongs to: ``1234``, or ``pod-a 1`` when the envelope named the replica."""
+    return f"{inc.origin} {inc.supervisor}" if inc.origin is not None else str(inc.supervisor)
+
+
+def _supervisors(incidents: list[Incident]) -> list[int | str]:
+    """Supervisor pids in order of appearance; ``replica:pid`` when the envelope named the replica."""
+    seen: list[int | str] = []
     for inc in incidents:
-        if inc.supervisor is not None and inc.supervisor not in seen:
-            seen.append(inc.supervisor)
+        if inc.supervisor is not None:
+            key: int | str = inc.supervisor if inc.origin is None else f"{inc.origin}:{inc.supervisor}"
+            if key not in seen:
+                seen.append(key)
     return seen
 
 
 def _header(stats: ReadStats, incidents: list[Incident]) -> str:
     span = (f"{fmt.timestamp(stats.first_ts)} → {fmt.timestamp(stats.last_ts)}"
             if stats.first_ts is not None else "no timestamps")
-    skipped = []
-    if stats.other:
-        skipped.append(f"{stats.other} not JSON")
-    if stats.foreign_json:
-        skipped.append(f"{stats.foreign_json} other JSON")
-    if stats.truncated:
-        skipped.append(f"{stats.truncated} truncated, salvaged")
-    if stats.outside_window:
-        skipped.append(f"{stats.outside_window} outside --since/--until")
     sups = _supervisors(incidents)
     who = (f"supervisor pid {sups[0]}" if len(sups) == 1 else
            f"{len(sups)} supervisors (pids {', '.join(map(str, sups[:8]))}{', …' if len(sups) > 8 else ''})"
            if sups else "no supervisor events")
-    return (f"jarlpm explain: {fmt.plural(stats.lines, 'line')}, {fmt.plural(stats.events, 'event')}"
-            + (f" ({'; '.join(skipped)})" if skipped else "") + f"; {span}; {who}")
+    return f"jarlpm explain: {coverage.read_summary(stats)}; {span}; {who}"
 
 
 def text(stats: ReadStats, incidents: list[Incident], verdict: Verdict, omitted: dict[str, int]) -> str:
     """The report people read: header, one line per incident, the verdict."""
-    lines = [_header(stats, incidents), "", "Timeline"]
+    lines = [_header(stats, incidents), ""]
+    unread = coverage.nothing_read(stats)
+    if unread is not None:
+        return "\n".join([*lines, unread]) + "\n"
+    lines.append("Timeline")
     several = len(_supervisors(incidents)) > 1
     if not incidents:
         lines.append("  (no incidents)" + (" — every event was outside --since/--until"
                                             if stats.outside_window and not stats.events else ""))
     for inc in incidents:
-        who = f"[{inc.supervisor}] " if several and inc.supervisor is not None else ""
+        who = f"[{label(inc)}] " if several and inc.supervisor is not None else ""
         lines.append(f"  {fmt.timestamp(inc.start)}  {_MARK.get(inc.severity, inc.severity)}  {who}{inc.summary}")
     if omitted:
         lines.append(f"  … and {sum(omitted.values())} more incidents not listed ({fmt.counted(omitted, 6)})")
@@ -89,6 +91,7 @@ def incident_dict(inc: Incident) -> dict[str, Any]:
         "end": fmt.timestamp(inc.end) if inc.end is not None else None,
         "duration_s": None if inc.duration is None else round(inc.duration, 3),
         "supervisor": inc.supervisor,
+        "origin": inc.origin,
         "count": inc.count,
         "summary": inc.summary,
         "facts": trim(inc.facts),
@@ -106,6 +109,8 @@ def as_json(stats: ReadStats, incidents: list[Incident], verdict: Verdict, omitt
             "first": fmt.timestamp(stats.first_ts) if stats.first_ts is not None else None,
             "last": fmt.timestamp(stats.last_ts) if stats.last_ts is not None else None,
             "sources": stats.sources, "supervisors": _supervisors(incidents),
+            "envelopes": stats.envelopes, "skipped": stats.shapes, "stopped": stats.stopped,
+            "summary": coverage.read_summary(stats), "unread": coverage.nothing_read(stats),
         },
         "incidents": [incident_dict(inc) for inc in incidents],
         "omitted": omitted,
