@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from alembic_copy import add_revision, copy_alembic
+from explain_fixtures import make_two_incidents
 from explain_fixtures.envelopes import ENVELOPES, docker_json_file, journal_json
 from pgfixtures import new_app_database
 from procs import APPS, REPO, Supervisor, base_env, http_get, wait_for
@@ -63,6 +64,20 @@ def verdict_incident(doc: dict[str, Any]) -> dict[str, Any]:
 
 def kinds(doc: dict[str, Any]) -> list[str]:
     return [i["kind"] for i in doc["incidents"]]
+
+
+def signature(lines: list[str]) -> tuple[list[tuple[str, str, int | None]], list[tuple[str, str]]]:
+    """What a reader of the report sees: each incident (kind, summary, supervisor) and each root cause."""
+    found = incidents(lines)
+    verdict = decide(found)
+    return ([(i.kind, i.summary, i.supervisor) for i in found], [(c.cause, c.fix) for c in verdict.causes])
+
+
+def assert_every_envelope_agrees(raw: list[str]) -> None:
+    """The log gives the same incidents and root causes in every envelope as raw."""
+    expected = signature(raw)
+    for name, wrap in ENVELOPES.items():
+        assert signature(wrap(raw)) == expected, name
 
 
 def save(sup: Supervisor, path: Path) -> Path:
@@ -126,6 +141,7 @@ class TestRealIncidents:
             sup.kill()
         log = save(sup, tmp_path / "crash.log")
         doc = report(log)
+        assert_every_envelope_agrees(sup.lines)
         assert kinds(doc).count("crash_loop") == 1
         loop = verdict_incident(doc)
         assert loop["kind"] == "crash_loop" and loop["count"] == 3
@@ -156,6 +172,7 @@ class TestRealIncidents:
         finally:
             sup.kill()
         doc = report(save(sup, tmp_path / "hang.log"))
+        assert_every_envelope_agrees(sup.lines)
         hang = verdict_incident(doc)
         assert hang["kind"] == "hang"
         assert hang["facts"]["function"] == "stalled_in_blocking_call"
@@ -174,6 +191,7 @@ class TestRealIncidents:
         finally:
             sup.kill()
         doc = report(save(sup, tmp_path / "migrate.log"))
+        assert_every_envelope_agrees(sup.lines)
         assert kinds(doc).count("start_failed") == 1  # the failure is logged twice, explained once
         assert "0004_broken" in doc["verdict"]["cause"] and "no_such_table" in doc["verdict"]["cause"]
         assert "42P01" in doc["verdict"]["cause"]
@@ -194,6 +212,7 @@ class TestRealIncidents:
         finally:
             sup.kill()
         doc = report(save(sup, tmp_path / "late.log"))
+        assert_every_envelope_agrees(sup.lines)
         (outage,) = [i for i in doc["incidents"] if i["kind"] == "db_outage"]
         retries = len(sup.find("db.wait.retry"))
         assert outage["facts"]["signals"] == {"db.wait.retry": retries} and outage["facts"]["recovered"]
@@ -205,6 +224,41 @@ class TestRealIncidents:
         assert f"({retries} retries)" in start["summary"]
         assert doc["verdict"]["kind"] == "db_outage"
         assert "not reachable yet when the supervisor started" in doc["verdict"]["cause"]
+
+
+@pytest.mark.slow
+class TestTwoIncidents:
+    """Issue #14's serving day, run for real: a lock held by a psql session, then PostgreSQL stopped."""
+
+    def test_two_root_causes_in_every_envelope(self) -> None:
+        """Two root causes, the lock contention (blocker's pid, the table) then the outage (its duration)."""
+        lines = make_two_incidents.run()
+        assert_two_root_causes(lines)
+        assert_every_envelope_agrees(lines)
+        # The same through the command line, as journalctl -o json on standard input.
+        proc = subprocess.run([sys.executable, "-m", "supervisor.explain", "-"], cwd=REPO, timeout=60, check=False,
+                              input="\n".join(journal_json(lines)).encode(), capture_output=True)
+        assert proc.returncode == 0, proc.stderr
+        assert "Verdict: 2 independent root causes" in proc.stdout.decode()
+
+
+def assert_two_root_causes(lines: list[str], blocker: int | None = None) -> None:
+    """The verdict of issue #14's log: lock contention naming pid and table, then the outage with its duration.
+
+    ``blocker`` is the psql session's pid; by default, the one the raw log's pool report names.
+    """
+    verdict = decide(incidents(lines))
+    assert [c.incident.kind for c in verdict.causes] == ["pool_exhausted", "db_outage"], verdict.causes
+    lock, outage = verdict.causes
+    if blocker is None:
+        report_line = next(json.loads(x) for x in lines if '"db.pool.exhausted"' in x)
+        blocker = report_line["database"]["blockers"][0]["pid"]
+    assert f"PostgreSQL session pid {blocker} (psql" in lock.cause and "AccessExclusiveLock on epics" in lock.cause
+    assert f"pg_terminate_backend({blocker})" in lock.fix
+    assert outage.cause.startswith("the database was unreachable for ")
+    seconds = float(outage.cause.split("unreachable for ", 1)[1].split(" s:", 1)[0])
+    assert 4.0 <= seconds < 10.0
+    assert lock.incident not in outage.explains
 
 
 # -- captured logs ------------------------------------------------------------------------------------
@@ -286,6 +340,21 @@ class TestCapturedLogs:
         doc = report(FIXTURES / "pool_lock_contention_real.log")
         assert "pid 12848 (maintenance-psql, holds AccessExclusiveLock on epics)" in doc["verdict"]["cause"]
         assert "pg_terminate_backend(12848)" in doc["verdict"]["fix"] and "lock_timeout" in doc["verdict"]["fix"]
+
+    def test_two_incidents_real(self) -> None:
+        """The captured serving day of issue #14: two root causes, in every envelope, as text and JSON."""
+        lines = (FIXTURES / "two_incidents_real.log").read_text().splitlines()
+        assert_two_root_causes(lines)
+        for wrap in ENVELOPES.values():
+            assert_two_root_causes(wrap(lines), blocker=5417)
+        doc = report(FIXTURES / "two_incidents_real.log")
+        assert [c["kind"] for c in doc["verdict"]["root_causes"]] == ["pool_exhausted", "db_outage"]
+        assert "pid 5417 (psql, holds AccessExclusiveLock on epics)" in doc["verdict"]["cause"]
+        assert doc["verdict"]["root_causes"][1]["cause"].startswith("the database was unreachable for 4.2 s")
+        text = text_report(FIXTURES / "two_incidents_real.log")
+        assert "Verdict: 2 independent root causes, most severe first" in text
+        assert "  1. Root cause: the pool's connections waited on a lock held by PostgreSQL session pid 5417" in text
+        assert "  2. Root cause: the database was unreachable for 4.2 s" in text
 
     def test_pool_connection_leak(self) -> None:
         """A leaking route is named with the line that took the connection."""
@@ -586,13 +655,6 @@ class TestReader:
 
 
 # -- envelopes -------------------------------------------------------------------------------------------
-def _signature(lines: list[str]) -> tuple[list[tuple[str, str, int | None]], list[tuple[str, str]]]:
-    """What a reader of the report sees: each incident (kind, summary, supervisor) and each root cause."""
-    found = incidents(lines)
-    verdict = decide(found)
-    return ([(i.kind, i.summary, i.supervisor) for i in found], [(c.cause, c.fix) for c in verdict.causes])
-
-
 class TestEnvelopes:
     """Every envelope people fetch logs in is opened down to our line, line by line and mixed."""
 
@@ -608,7 +670,7 @@ class TestEnvelopes:
         assert reader.stats.events == len(raw) and reader.stats.other == reader.stats.foreign_json == 0
         verdict = decide(found)
         assert ([(i.kind, i.summary, i.supervisor) for i in found],
-                [(c.cause, c.fix) for c in verdict.causes]) == _signature(raw)
+                [(c.cause, c.fix) for c in verdict.causes]) == signature(raw)
 
     @pytest.mark.parametrize("names", [
         ("raw", "journal_export", "docker_json_file", "docker_timestamps", "platform_object"),  # no replica named
@@ -619,7 +681,7 @@ class TestEnvelopes:
         """One log whose lines come in different envelopes naming the same replica reads as the raw log does."""
         raw = (FIXTURES / "two_incidents_real.log").read_text().splitlines()
         mixed = [x for n, line in enumerate(raw) for x in ENVELOPES[names[n % len(names)]]([line])]
-        assert _signature(mixed) == _signature(raw)
+        assert signature(mixed) == signature(raw)
 
     def test_journal_time_and_bytes(self) -> None:
         """An object without a time takes __REALTIME_TIMESTAMP; a MESSAGE as an array of bytes is decoded."""
@@ -832,7 +894,13 @@ def _mutate(rng: random.Random, text: str) -> str:
     for _ in range(rng.randrange(1, 4)):
         key = rng.choice([*obj, "event", "pid", "source", "timestamp"])
         obj[key] = rng.choice([*_ODD_VALUES, rng.choice(_EVENT_NAMES)])
-    return rng.choice(["", "host jarlpm[1]: ", "2026-11-25T00:00:00Z "]) + json.dumps(obj)
+    text = rng.choice(["", "host jarlpm[1]: ", "2026-11-25T00:00:00Z "]) + json.dumps(obj)
+    if rng.random() < 0.3:  # and in an envelope, itself perhaps cut short
+        wrapped = rng.choice(list(ENVELOPES.values()))([text])
+        text = rng.choice(wrapped)
+        if rng.random() < 0.2:
+            text = text[: rng.randrange(len(text) + 1)]
+    return text
 
 
 class TestFuzz:
