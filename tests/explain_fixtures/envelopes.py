@@ -32,9 +32,10 @@ def _seconds(line: str, previous: float) -> float:
     stamp = _fields(line).get("timestamp")
     if isinstance(stamp, str):
         try:
-            return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            pass
+            value = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        except (ValueError, OverflowError, OSError):
+            return previous
+        return value if 0 < value < 4e9 else previous  # odd times (fuzzing) keep the envelope's clock sane
     return previous
 
 
@@ -56,7 +57,7 @@ def _journal_entry(n: int, line: str, ts: float) -> dict[str, str]:
     micros = str(round(ts * 1e6))
     return {"__CURSOR": f"s=8f2e;i={n:x};b=4a1c;m={n:x};t={int(micros):x};x=7d3e", "__REALTIME_TIMESTAMP": micros,
             "__MONOTONIC_TIMESTAMP": str(1_000_000 + n), "_BOOT_ID": "4a1c0b6e9f2d4e3b8a7c6d5e4f3a2b1c",
-            "_TRANSPORT": "stdout", "PRIORITY": str(_PRIORITY.get(_fields(line).get("level", "info"), 6)),
+            "_TRANSPORT": "stdout", "PRIORITY": str(_PRIORITY.get(str(_fields(line).get("level", "info")), 6)),
             "SYSLOG_FACILITY": "3", "SYSLOG_IDENTIFIER": "jarlpm", "MESSAGE": line, "_PID": "812", "_UID": "998",
             "_COMM": "python3", "_SYSTEMD_UNIT": "jarlpm.service", "_HOSTNAME": HOST,
             "_MACHINE_ID": "0d3c9f1e2b7a4c5d8e6f1a2b3c4d5e6f", "_STREAM_ID": "9e1b"}
