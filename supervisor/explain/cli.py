@@ -1,4 +1,4 @@
-"""``jarlpm explain [FILE]``: read a log back as a timeline of incidents and a root cause.
+"""``jarlpm explain [FILE]``: read a log back as a timeline of incidents and their root causes.
 
 ``add_parser`` plugs the subcommand into ``jarlpm``'s parser; ``main`` runs it on its
 own (``python -m supervisor.explain``).  Exit codes follow sysexits.h like the rest
@@ -28,18 +28,25 @@ EX_DATAERR = 65  # sysexits.h: the input was read, but no JarlPM event was in it
 EX_NOINPUT = 66  # sysexits.h: cannot open input
 
 DESCRIPTION = """\
-Read JSON log lines written by `jarlpm run` (raw, through journald or `docker logs
--t`, interleaved from several supervisors, cut short, mixed with other programs'
-lines) and print a timeline of incidents, oldest first: starts and their phase
-durations, phase failures, migrations, crash loops and restarts, hangs and the
-function that stalled, reloads, pool exhaustion episodes by diagnosis, database
-outages, stops. It ends with the most likely root cause and the fix."""
+Read the JSON log lines written by `jarlpm run`, however they were fetched (raw;
+journalctl in any output format, -o json and -o export included; docker logs or
+Docker's json-file; kubectl logs with --timestamps or --prefix; a log platform's
+JSON export), interleaved from several supervisors or pods, cut short, mixed with
+other programs' lines, and print a timeline of incidents, oldest first: starts and
+their phase durations, phase failures, migrations, crash loops and restarts, hangs
+and the function that stalled, reloads, pool exhaustion episodes by diagnosis,
+database outages, stops. It ends with every independent root cause, most severe
+first, each with its fix and the lines that show it.
+
+Exit status: 0 with a report; 64 bad command line; 65 no JarlPM event in the
+input (it says what the input looked like); 66 FILE cannot be read."""
 
 EPILOG = """\
 examples:
-  journalctl -u jarlpm -o cat --since today | jarlpm explain
+  journalctl -u jarlpm -o json --since today | jarlpm explain
   docker logs -t jarlpm 2>&1 | jarlpm explain --since 2h
-  jarlpm explain /var/log/jarlpm.log.gz --json | jq .verdict"""
+  kubectl logs --prefix --timestamps -l app=jarlpm | jarlpm explain
+  jarlpm explain /var/log/jarlpm.log.gz --json | jq '.verdict.root_causes[].cause'"""
 
 
 class _UsageError(Exception):
@@ -61,7 +68,7 @@ def _when(text: str) -> float:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``explain`` to ``jarlpm``'s subcommands; the handler is ``run``."""
-    parser = sub.add_parser("explain", help="read a log back as a timeline of incidents and a root cause",
+    parser = sub.add_parser("explain", help="read a log back as a timeline of incidents and their root causes",
                             description=DESCRIPTION, epilog=EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", nargs="?", default=None, metavar="FILE",
@@ -117,7 +124,7 @@ def _write(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Read the log, group, decide, print; returns the exit code."""
+    """Read the log, group, decide, print; returns the exit code (65 when nothing in it was ours)."""
     if args.since is not None and args.until is not None and args.since > args.until:
         print("jarlpm explain: error: --since is after --until", file=sys.stderr)
         return int(ExitCode.USAGE)
@@ -142,8 +149,10 @@ def run(args: argparse.Namespace) -> int:
     output = render.as_json if args.json else render.text
     _write(output(stats, incidents, verdict, timeline.omitted))
     if unread is not None:
-        # Never "nothing happened" with exit 0 for a log that could not be read.
-        print(f"jarlpm explain: {unread}", file=sys.stderr)
+        # Never "nothing happened" with exit 0 for a log that could not be read.  The text report
+        # already says why; under --json a person piping into jq sees it on stderr.
+        if args.json:
+            print(f"jarlpm explain: {unread}", file=sys.stderr)
         return EX_DATAERR
     return int(ExitCode.OK)
 

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .times import parse_any, parse_epoch
+from .times import parse_any
 
 RAW = "raw"
 JOURNAL = "journal"  # journalctl -o json / json-seq / json-sse
@@ -62,10 +62,15 @@ class Opened:
     input looked like, for the summary and for the message when nothing was ours.
     """
 
+    @property
+    def ts(self) -> float | None:
+        """The envelope's time in seconds since the epoch, or None."""
+        return parse_any(self.when) if self.when is not None else None
+
     via: str
     text: str | None = None
     obj: dict[str, Any] | None = None
-    ts: float | None = None
+    when: object = None  # the envelope's time as written; parsed (``parse_any``) only for an event without one
     origin: str | None = None
 
     @property
@@ -118,12 +123,11 @@ def merged_origin(obj: dict[str, Any]) -> str | None:
     return None
 
 
-def _time(obj: dict[str, Any]) -> float | None:
+def _when(obj: dict[str, Any]) -> object:
+    """The first time field of a platform's object, as written (parsed later, only if needed)."""
     for key in _TIME_KEYS:
-        if key in obj:
-            ts = parse_any(obj[key])
-            if ts is not None:
-                return ts
+        if obj.get(key) is not None:
+            return obj[key]
     return None
 
 
@@ -131,7 +135,7 @@ class Envelopes:
     """Opens lines one at a time; holds what a multi-line entry needs until its last line."""
 
     def __init__(self) -> None:
-        self.export_ts: float | None = None
+        self.export_when: str | None = None
         self.partial: dict[str, str] = {}
         self.last_via = RAW  # the envelope of the line just opened, for counting what the input looked like
 
@@ -161,8 +165,8 @@ class Envelopes:
             text = text[3:]
         elif first.isupper() or first == "_":
             return self._export_field(text, origin)
-        elif not text.strip() and self.export_ts is not None:
-            self.export_ts = None  # the blank line that ends a journal export entry
+        elif not text.strip() and self.export_when is not None:
+            self.export_when = None  # the blank line that ends a journal export entry
             self.last_via = JOURNAL_EXPORT
             return None
         return Opened(via, text=text, origin=origin)
@@ -174,9 +178,9 @@ class Envelopes:
         self.last_via = JOURNAL_EXPORT
         key, value = match.group(1), text[match.end():]
         if key == "MESSAGE":
-            return self._inner(value, JOURNAL_EXPORT, self.export_ts, origin, 0)
+            return self._inner(value, JOURNAL_EXPORT, self.export_when, origin, 0)
         if key == "__REALTIME_TIMESTAMP":
-            self.export_ts = parse_epoch(value)
+            self.export_when = value
         return None
 
     def _object(self, obj: dict[str, Any], via: str, origin: str | None, depth: int) -> Opened | None:
@@ -185,8 +189,9 @@ class Envelopes:
         if "MESSAGE" in obj:
             message = _text(obj["MESSAGE"])
             if message is not None:
-                return self._inner(message, JOURNAL if via == RAW else via, parse_epoch(
-                    obj.get("__REALTIME_TIMESTAMP")), origin or _origin(obj), depth)
+                host = obj.get("_HOSTNAME")
+                return self._inner(message, JOURNAL if via == RAW else via, obj.get("__REALTIME_TIMESTAMP"),
+                                   origin or (host[:200] if isinstance(host, str) and host else None), depth)
         log = obj.get("log")
         if isinstance(log, str) and obj.keys() <= _DOCKER_KEYS:
             return self._docker(obj, log, via, origin, depth)
@@ -199,8 +204,8 @@ class Envelopes:
             self.partial[stream] = held + log  # Docker split a long line: the rest comes in the next objects
             self.last_via = DOCKER
             return None
-        return self._inner((held + log).rstrip("\r\n"), DOCKER if via == RAW else via, parse_any(obj.get("time")),
-                           origin or _origin(obj), depth)
+        return self._inner((held + log).rstrip("\r\n"), DOCKER if via == RAW else via, obj.get("time"), origin,
+                           depth)
 
     def _platform(self, obj: dict[str, Any], via: str, origin: str | None, depth: int) -> Opened:
         outer = PLATFORM if via == RAW else via
@@ -208,7 +213,7 @@ class Envelopes:
             for key in _TEXT_KEYS:
                 value = obj.get(key)
                 if isinstance(value, str) and "{" in value:
-                    opened = self._inner(value, outer, _time(obj), origin or _origin(obj), depth)
+                    opened = self._inner(value, outer, _when(obj), origin or _origin(obj), depth)
                     if opened.ours or opened.obj is None:
                         return opened
             for key in _OBJECT_KEYS:
@@ -216,22 +221,23 @@ class Envelopes:
                 if isinstance(value, dict):
                     opened_obj = self._object(value, outer, origin or _origin(obj), depth + 1)
                     if opened_obj is not None and opened_obj.ours:
-                        if opened_obj.ts is None:
-                            opened_obj.ts = _time(obj)
+                        if opened_obj.when is None:
+                            opened_obj.when = _when(obj)
                         return opened_obj
         return Opened(JSON if via == RAW else via, obj=obj, origin=origin)
 
-    def _inner(self, text: str, via: str, ts: float | None, origin: str | None, depth: int) -> Opened:
+    def _inner(self, text: str, via: str, when: object, origin: str | None, depth: int) -> Opened:
         """The line an envelope held: parsed further when it is itself an object (our event, or another envelope)."""
         if text[:1] == "<" and _PRIORITY.match(text):
             text = text[3:]  # syslog priority prefix (SyslogLevelPrefix), when the journal kept it
         stripped = text.lstrip()
-        if stripped[:1] == "{" and depth < MAX_DEPTH:
+        # An access line (most of a busy log) is left to the reader's fast path, which reads it without a parse.
+        if stripped[:1] == "{" and depth < MAX_DEPTH and '"http.access"' not in stripped:
             obj = _decode(stripped)
             if isinstance(obj, dict):
                 opened = self._object(obj, via, origin, depth + 1)
                 if opened is not None:
-                    if opened.ts is None:
-                        opened.ts = ts
+                    if opened.when is None:
+                        opened.when = when
                     return opened
-        return Opened(via, text=text, ts=ts, origin=origin)
+        return Opened(via, text=text, when=when, origin=origin)

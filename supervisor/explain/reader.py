@@ -18,7 +18,7 @@ from typing import IO, Any
 from . import fmt
 from .envelope import JSON, KUBECTL, RAW, Envelopes, merged_origin
 from .fields import sanitise
-from .times import BadTime, parse_timestamp, parse_when
+from .times import BadTime, parse_any, parse_timestamp, parse_when
 
 __all__ = ["BadTime", "Event", "EventReader", "ReadStats", "parse_line", "parse_timestamp", "parse_when",
            "read_lines"]
@@ -132,10 +132,10 @@ def parse_line(line: str, envelopes: Envelopes | None = None) -> tuple[str, Even
     if opened is None:
         return "envelope", None
     if opened.text is not None:
-        kind, event = _parse_text(opened.text, opened.ts)
+        kind, event = _parse_text(opened.text, opened.when)
     elif opened.ours:
         assert opened.obj is not None
-        kind, event = "event", _from_object(opened.obj, opened.ts)
+        kind, event = "event", _from_object(opened.obj, opened.when)
     else:
         return "foreign", None
     if event is not None:
@@ -146,7 +146,7 @@ def parse_line(line: str, envelopes: Envelopes | None = None) -> tuple[str, Even
     return kind, event
 
 
-def _parse_text(line: str, fallback_ts: float | None = None) -> tuple[str, Event | None]:
+def _parse_text(line: str, fallback: object = None) -> tuple[str, Event | None]:
     """A line holding our object, perhaps after a prefix (a time, a host, a unit), perhaps cut short."""
     if '"http.access"' in line:
         event = _fast_access(line)
@@ -179,15 +179,16 @@ def _parse_text(line: str, fallback_ts: float | None = None) -> tuple[str, Event
     origin = merged_origin(obj)
     if origin is not None:
         obj["_origin"] = origin
-    return kind, _from_object(obj, fallback_ts)
+    return kind, _from_object(obj, fallback)
 
 
-def _from_object(obj: Event, fallback_ts: float | None) -> Event:
-    """Our event with its time (its own, else the envelope's) as ``_ts``."""
+def _from_object(obj: Event, fallback: object) -> Event:
+    """Our event with its time (its own, else the envelope's ``fallback``, as written) as ``_ts``."""
     ts = parse_timestamp(obj.get("timestamp"))
-    if ts is None and fallback_ts is not None:
-        ts = fallback_ts
-        obj["timestamp"] = fmt.timestamp(ts)
+    if ts is None and fallback is not None:
+        ts = parse_any(fallback)
+        if ts is not None:
+            obj["timestamp"] = fmt.timestamp(ts)
     obj["_ts"] = ts
     return _normalise(obj)
 

@@ -32,10 +32,12 @@ def _supervisors(incidents: list[Incident]) -> list[int | str]:
 def _header(stats: ReadStats, incidents: list[Incident]) -> str:
     span = (f"{fmt.timestamp(stats.first_ts)} → {fmt.timestamp(stats.last_ts)}"
             if stats.first_ts is not None else "no timestamps")
-    sups = _supervisors(incidents)
-    who = (f"supervisor pid {sups[0]}" if len(sups) == 1 else
-           f"{len(sups)} supervisors (pids {', '.join(map(str, sups[:8]))}{', …' if len(sups) > 8 else ''})"
-           if sups else "no supervisor events")
+    sups = [" pid ".join(s.rsplit(":", 1)) if isinstance(s, str) else s for s in _supervisors(incidents)]
+    if len(sups) == 1:
+        who = f"supervisor pid {sups[0]}" if isinstance(sups[0], int) else f"supervisor on {sups[0]}"
+    else:
+        who = (f"{len(sups)} supervisors (pids {', '.join(map(str, sups[:8]))}{', …' if len(sups) > 8 else ''})"
+               if sups else "no supervisor events")
     return f"jarlpm explain: {coverage.read_summary(stats)}; {span}; {who}"
 
 
