@@ -23,8 +23,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .times import parse_any
-
 RAW = "raw"
 JOURNAL = "journal"  # journalctl -o json / json-seq / json-sse
 JOURNAL_EXPORT = "journal-export"  # journalctl -o export: KEY=value lines, a blank line between entries
@@ -62,10 +60,6 @@ class Opened:
     input looked like, for the summary and for the message when nothing was ours.
     """
 
-    @property
-    def ts(self) -> float | None:
-        """The envelope's time in seconds since the epoch, or None."""
-        return parse_any(self.when) if self.when is not None else None
 
     via: str
     text: str | None = None
@@ -136,6 +130,7 @@ class Envelopes:
 
     def __init__(self) -> None:
         self.export_when: str | None = None
+        self.in_entry = False  # inside an entry that a blank line ends (journal export, json-sse)
         self.partial: dict[str, str] = {}
         self.last_via = RAW  # the envelope of the line just opened, for counting what the input looked like
 
@@ -152,6 +147,10 @@ class Envelopes:
         elif first == "\x1e":  # json-seq (RFC 7464): a record separator before each object
             text = text[1:]
             first = text[:1]
+        elif first == "d" and text.startswith("data: {"):  # json-sse: server-sent events, a blank line after each
+            text = text[6:]
+            first = "{"
+            self.in_entry = True
         via = KUBECTL if origin is not None else RAW
         self.last_via = via
         if first == "{":
@@ -165,9 +164,9 @@ class Envelopes:
             text = text[3:]
         elif first.isupper() or first == "_":
             return self._export_field(text, origin)
-        elif not text.strip() and self.export_when is not None:
-            self.export_when = None  # the blank line that ends a journal export entry
-            self.last_via = JOURNAL_EXPORT
+        elif self.in_entry and not text.strip():
+            self.in_entry = False  # the blank line that ends a journal export entry or a server-sent event
+            self.export_when = None
             return None
         return Opened(via, text=text, origin=origin)
 
@@ -176,6 +175,7 @@ class Envelopes:
         if match is None:
             return Opened(KUBECTL if origin else RAW, text=text, origin=origin)
         self.last_via = JOURNAL_EXPORT
+        self.in_entry = True
         key, value = match.group(1), text[match.end():]
         if key == "MESSAGE":
             return self._inner(value, JOURNAL_EXPORT, self.export_when, origin, 0)

@@ -79,6 +79,11 @@ def journal_json_seq_priority(lines: list[str]) -> list[str]:
     return out
 
 
+def journal_json_sse(lines: list[str]) -> list[str]:
+    """``journalctl -o json-sse``: server-sent events, ``data: `` before each object, a blank line after."""
+    return [x for entry in journal_json(lines) for x in (f"data: {entry}", "")]
+
+
 def journal_export(lines: list[str]) -> list[str]:
     """``journalctl -o export``: KEY=value lines, a blank line after each entry."""
     out = []
@@ -159,8 +164,9 @@ def raw(lines: list[str]) -> list[str]:
 
 ENVELOPES: dict[str, Callable[[list[str]], list[str]]] = {
     "raw": raw, "journal_json": journal_json, "journal_json_seq_priority": journal_json_seq_priority,
-    "journal_export": journal_export, "docker_json_file": docker_json_file, "docker_timestamps": docker_timestamps,
-    "kubectl_prefix": kubectl_prefix, "kubectl_prefix_timestamps": kubectl_prefix_timestamps,
-    "platform_message": platform_message, "platform_log_kubernetes": platform_log_kubernetes,
-    "platform_msg": platform_msg, "platform_object": platform_object, "platform_itself": platform_itself,
+    "journal_json_sse": journal_json_sse, "journal_export": journal_export, "docker_json_file": docker_json_file,
+    "docker_timestamps": docker_timestamps, "kubectl_prefix": kubectl_prefix,
+    "kubectl_prefix_timestamps": kubectl_prefix_timestamps, "platform_message": platform_message,
+    "platform_log_kubernetes": platform_log_kubernetes, "platform_msg": platform_msg,
+    "platform_object": platform_object, "platform_itself": platform_itself,
 }
