@@ -28,6 +28,7 @@ from pgfixtures import new_app_database
 from procs import APPS, REPO, Supervisor, base_env, http_get, wait_for
 
 from supervisor.explain import cli, fmt
+from supervisor.explain.causality import explains
 from supervisor.explain.incidents import Incident, group
 from supervisor.explain.reader import BadTime, EventReader, parse_line, parse_when, read_lines
 from supervisor.explain.verdict import decide
@@ -563,6 +564,30 @@ class TestVerdict:
         verdict = decide(incidents(lines))
         assert [c.incident.kind for c in verdict.causes] == ["db_outage"]
         assert [i.kind for i in verdict.explains] == ["restarts"]
+
+    def test_explanations_need_time_and_the_same_supervisor(self) -> None:
+        """An exhaustion after the outage has ended is not its effect; one supervisor's crash loop is not another's."""
+        outage = Incident("db_outage", T0, T0 + 4, facts={"recovered": True})
+        later = Incident("pool_exhausted", T0 + 10, T0 + 11, facts={"diagnosis": "undersized_pool"})
+        during = Incident("pool_exhausted", T0 + 1, T0 + 2, facts={"diagnosis": "undersized_pool"})
+        assert not explains(outage, later) and explains(outage, during)
+        assert not explains(later, outage)
+        loop = Incident("crash_loop", T0, T0 + 3, supervisor=1, origin="api-a")
+        assert explains(loop, Incident("start_incomplete", T0, T0 + 3, supervisor=1, origin="api-a"))
+        assert not explains(loop, Incident("start_incomplete", T0, T0 + 3, supervisor=1, origin="api-b"))
+
+    def test_replicas_are_labelled(self) -> None:
+        """Incidents of supervisors in different pods show the pod and the pid; the header counts both."""
+        a = [f"[pod/api-a/jarlpm] {x}" for x in crash(5, 7, sup=1, was_ready=True, exc="RuntimeError: a")]
+        b = [f"[pod/api-b/jarlpm] {x}" for x in crash(6, 7, sup=1, was_ready=True, exc="RuntimeError: b")]
+        reader = EventReader()
+        found = group(reader.events(a + b))
+        from supervisor.explain import render
+
+        text = render.text(reader.stats, found, decide(found), {})
+        assert "2 supervisors (api-a pid 1, api-b pid 1)" in text.splitlines()[0]
+        assert "[api-a 1] 1 server process died after serving" in text
+        assert "[api-b 1] 1 server process died after serving" in text
 
     def test_undersized_pool_names_the_new_size(self) -> None:
         """Peak demand 22 with 10 overflow: raise DB_POOL_SIZE from 5 to 12."""

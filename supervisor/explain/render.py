@@ -36,7 +36,8 @@ def _header(stats: ReadStats, incidents: list[Incident]) -> str:
     if len(sups) == 1:
         who = f"supervisor pid {sups[0]}" if isinstance(sups[0], int) else f"supervisor on {sups[0]}"
     else:
-        who = (f"{len(sups)} supervisors (pids {', '.join(map(str, sups[:8]))}{', …' if len(sups) > 8 else ''})"
+        pids = "" if any(isinstance(x, str) for x in sups) else "pids "  # "api-a pid 1" says it already
+        who = (f"{len(sups)} supervisors ({pids}{', '.join(map(str, sups[:8]))}{', …' if len(sups) > 8 else ''})"
                if sups else "no supervisor events")
     return f"jarlpm explain: {coverage.read_summary(stats)}; {span}; {who}"
 

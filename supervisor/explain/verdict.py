@@ -235,8 +235,10 @@ def _candidates(incidents: list[Incident]) -> list[Candidate]:
         if candidate is not None:
             found.append(candidate)
     # An exit code is a consequence: keep it only when nothing else of that supervisor explains it.
-    explained = {c.incident.supervisor for c in found if c.incident.kind != "stop" and c.score >= 60}
-    return [c for c in found if c.incident.kind != "stop" or c.incident.supervisor not in explained]
+    explained = {(c.incident.origin, c.incident.supervisor) for c in found
+                 if c.incident.kind != "stop" and c.score >= 60}
+    return [c for c in found
+            if c.incident.kind != "stop" or (c.incident.origin, c.incident.supervisor) not in explained]
 
 
 def _rank(candidate: Candidate) -> tuple[float, ...]:
