@@ -717,6 +717,14 @@ class TestEnvelopes:
         assert (event["event"], event["_ts"], event["_origin"]) == ("supervisor.ready", T0, "db-2")
         assert event["timestamp"] == fmt.timestamp(T0)
 
+    def test_envelope_inside_an_envelope(self) -> None:
+        """A platform's export of Docker's json-file lines is opened twice, and the platform names the pod."""
+        raw = (FIXTURES / "crash_loop.log").read_text().splitlines()
+        nested = [json.dumps({"@timestamp": "2026-11-25T00:00:00Z", "kubernetes": {"pod_name": "api-0"}, "message": x})
+                  for x in docker_json_file(raw)]
+        assert signature(nested) == signature(raw)
+        assert {i.origin for i in incidents(nested) if i.supervisor is not None} == {"api-0"}
+
     def test_syslog_priority_prefix(self) -> None:
         """``<3>`` before our line is stripped, in a journal MESSAGE or on a raw line."""
         raw = line(0, "child.ready", pid=8)
