@@ -799,6 +799,13 @@ class TestUnreadable:
         code, out, _ = self.run(log)
         assert code == 65 and "LOG_FORMAT=console line" in out and "run the supervisor with LOG_FORMAT=json" in out
 
+    def test_journalctl_found_nothing(self, tmp_path: Path) -> None:
+        """journalctl's '-- No entries --': exit 65, and the unit and time range to check."""
+        log = tmp_path / "none.log"
+        log.write_text("-- No entries --\n")
+        code, out, _ = self.run(log)
+        assert code == 65 and "journalctl found no entries: check the unit (-u jarlpm)" in out
+
     def test_empty_input(self, tmp_path: Path) -> None:
         """An empty file: exit 65, the input is empty."""
         log = tmp_path / "empty.log"

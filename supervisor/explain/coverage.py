@@ -17,7 +17,8 @@ ENVELOPE_NAMES = {JOURNAL: "journalctl -o json", JOURNAL_EXPORT: "journalctl -o 
 _SHAPE_WORDS = {JOURNAL: ("journal entry", "journal entries"), JOURNAL_EXPORT: ("journal entry", "journal entries"),
                 DOCKER: ("Docker log entry", "Docker log entries"), PLATFORM: ("exported object", "exported objects"),
                 JSON: ("JSON object", "JSON objects"), "console": ("LOG_FORMAT=console line", None),
-                "text": ("line of text", "lines of text"), "blank": ("blank line", None)}
+                "text": ("line of text", "lines of text"), "blank": ("blank line", None),
+                "no-entries": ("'-- No entries --' line of journalctl", "'-- No entries --' lines of journalctl")}
 _ADVICE = {
     JOURNAL: "is this the supervisor's unit (`journalctl -u jarlpm -o json`), and does it run with LOG_FORMAT=json?",
     JOURNAL_EXPORT: "is this the supervisor's unit (`journalctl -u jarlpm -o export`), and does it run with "
@@ -32,6 +33,7 @@ _ADVICE = {
     "text": "is this the supervisor's log? with LOG_FORMAT=json every line it writes is a JSON object "
             "(`journalctl -u jarlpm -o cat`, `docker logs CONTAINER`, `kubectl logs POD`)",
     "blank": "the input has only blank lines",
+    "no-entries": "journalctl found no entries: check the unit (-u jarlpm), --since/--until and --boot",
 }
 
 

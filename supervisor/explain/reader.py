@@ -292,5 +292,6 @@ class EventReader:
         else:
             stats.other += 1
             shape = via if via not in (RAW, KUBECTL) else (
-                "blank" if not line.strip() else "console" if _CONSOLE.search(line, 0, 200) else "text")
+                "blank" if not line.strip() else "console" if _CONSOLE.search(line, 0, 200)
+                else "no-entries" if line.startswith("-- No entries --") else "text")
         stats.shapes[shape] = stats.shapes.get(shape, 0) + 1
