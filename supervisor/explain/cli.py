@@ -1,8 +1,10 @@
-"""``jarlpm explain [FILE]``: read a log back as a timeline of incidents and a root cause.
+"""``jarlpm explain [FILE]``: read a log back as a timeline of incidents and their root causes.
 
 ``add_parser`` plugs the subcommand into ``jarlpm``'s parser; ``main`` runs it on its
 own (``python -m supervisor.explain``).  Exit codes follow sysexits.h like the rest
-of ``jarlpm``: 0 with a report, 64 for a bad command line, 66 when FILE cannot be read.
+of ``jarlpm``: 0 with a report, 64 for a bad command line, 65 when the input holds no
+JarlPM event (never "no incidents" for a log that could not be read), 66 when FILE
+cannot be read.
 """
 
 from __future__ import annotations
@@ -12,35 +14,45 @@ import contextlib
 import gzip
 import os
 import sys
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import IO
 
 from supervisor.contract.exitcodes import ExitCode
-from supervisor.explain import render
+from supervisor.explain import coverage, render
 from supervisor.explain.incidents import Timeline, group
 from supervisor.explain.reader import (
     BadTime,
     EventReader,
+    ReadStats,
     parse_when,
     read_lines,
 )
-from supervisor.explain.verdict import decide
+from supervisor.explain.verdict import Verdict, decide
 
+EX_DATAERR = 65  # sysexits.h: the input was read, but no JarlPM event was in it
 EX_NOINPUT = 66  # sysexits.h: cannot open input
 
 DESCRIPTION = """\
-Read JSON log lines written by `jarlpm run` (raw, through journald or `docker logs
--t`, interleaved from several supervisors, cut short, mixed with other programs'
-lines) and print a timeline of incidents, oldest first: starts and their phase
-durations, phase failures, migrations, crash loops and restarts, hangs and the
-function that stalled, reloads, pool exhaustion episodes by diagnosis, database
-outages, stops. It ends with the most likely root cause and the fix."""
+Read the JSON log lines written by `jarlpm run`, however they were fetched (raw;
+journalctl in any output format, -o json and -o export included; docker logs or
+Docker's json-file; kubectl logs with --timestamps or --prefix; a log platform's
+JSON export), interleaved from several supervisors or pods, cut short, mixed with
+other programs' lines, and print a timeline of incidents, oldest first: starts and
+their phase durations, phase failures, migrations, crash loops and restarts, hangs
+and the function that stalled, reloads, pool exhaustion episodes by diagnosis,
+database outages, stops. It ends with every independent root cause, most severe
+first, each with its fix and the lines that show it.
+
+Exit status: 0 with a report; 64 bad command line; 65 no JarlPM event in the
+input (it says what the input looked like); 66 FILE cannot be read."""
 
 EPILOG = """\
 examples:
-  journalctl -u jarlpm -o cat --since today | jarlpm explain
+  journalctl -u jarlpm -o json --since today | jarlpm explain
   docker logs -t jarlpm 2>&1 | jarlpm explain --since 2h
-  jarlpm explain /var/log/jarlpm.log.gz --json | jq .verdict"""
+  kubectl logs --prefix --timestamps -l app=jarlpm | jarlpm explain
+  jarlpm explain /var/log/jarlpm.log.gz --json | jq '.verdict.root_causes[].cause'"""
 
 
 class _UsageError(Exception):
@@ -62,7 +74,7 @@ def _when(text: str) -> float:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``explain`` to ``jarlpm``'s subcommands; the handler is ``run``."""
-    parser = sub.add_parser("explain", help="read a log back as a timeline of incidents and a root cause",
+    parser = sub.add_parser("explain", help="read a log back as a timeline of incidents and their root causes",
                             description=DESCRIPTION, epilog=EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", nargs="?", default=None, metavar="FILE",
@@ -75,6 +87,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     parser.set_defaults(handler=run)
 
 
+class UnreadableFormat(Exception):
+    """A file explain recognises but cannot read itself; the message says what to run instead."""
+
+
+# Formats people point explain at by mistake, by their first bytes, and what to run instead.
+_MAGIC = ((b"LPKSHHRH", "a journal file: read it with `journalctl --file FILE -o json | jarlpm explain`"),
+          (b"\x28\xb5\x2f\xfd", "zstd-compressed: `zstd -dc FILE | jarlpm explain`"),
+          (b"\xfd7zXZ\x00", "xz-compressed: `xz -dc FILE | jarlpm explain`"),
+          (b"BZh", "bzip2-compressed: `bzip2 -dc FILE | jarlpm explain`"))
+
+
 @contextlib.contextmanager
 def _open(path: str | None) -> Iterator[IO[bytes]]:
     if path in (None, "-"):
@@ -82,12 +105,15 @@ def _open(path: str | None) -> Iterator[IO[bytes]]:
         return
     assert path is not None
     with open(path, "rb") as raw:
-        if raw.read(2) == b"\x1f\x8b":
-            raw.seek(0)
+        head = raw.read(8)
+        raw.seek(0)
+        for magic, what in _MAGIC:
+            if head.startswith(magic):
+                raise UnreadableFormat(what)
+        if head[:2] == b"\x1f\x8b":
             with gzip.open(raw, "rb") as unzipped:
                 yield unzipped  # type: ignore[misc]
         else:
-            raw.seek(0)
             yield raw
 
 
@@ -104,7 +130,7 @@ def _write(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Read the log, group, decide, print; returns the exit code."""
+    """Read the log, group, decide, print; returns the exit code (65 when nothing in it was ours)."""
     if args.since is not None and args.until is not None and args.since > args.until:
         print("jarlpm explain: error: --since is after --until", file=sys.stderr)
         return int(ExitCode.USAGE)
@@ -116,15 +142,39 @@ def run(args: argparse.Namespace) -> int:
     timeline = Timeline()
     try:
         with _open(args.file) as stream:
-            incidents = group(reader.events(read_lines(stream)), timeline)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        print(f"jarlpm explain: cannot read {args.file}: {reason}", file=sys.stderr)
+            incidents = group(reader.events(_guarded(read_lines(stream), reader.stats)), timeline)
+    except (OSError, EOFError, gzip.BadGzipFile, UnreadableFormat) as exc:
+        print(f"jarlpm explain: cannot read {args.file}: {_reason(exc)}", file=sys.stderr)
         return EX_NOINPUT
-    verdict = decide(incidents)
+    stats = reader.stats
+    if stats.stopped is not None and not stats.events and not stats.outside_window:
+        print(f"jarlpm explain: cannot read {args.file}: {stats.stopped}", file=sys.stderr)
+        return EX_NOINPUT
+    unread = coverage.nothing_read(stats)
+    verdict = decide(incidents) if unread is None else Verdict(unread, "nothing was read: see the cause", None, [])
     output = render.as_json if args.json else render.text
-    _write(output(reader.stats, incidents, verdict, timeline.omitted))
+    _write(output(stats, incidents, verdict, timeline.omitted))
+    if unread is not None:
+        # Never "nothing happened" with exit 0 for a log that could not be read.  The text report
+        # already says why; under --json a person piping into jq sees it on stderr.
+        if args.json:
+            print(f"jarlpm explain: {unread}", file=sys.stderr)
+        return EX_DATAERR
     return int(ExitCode.OK)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+def _guarded(lines: Iterator[str], stats: ReadStats) -> Iterator[str]:
+    """The lines until the input fails mid-way (a gzip file cut short): what came before is still reported."""
+    try:
+        yield from lines
+    except (OSError, EOFError, zlib.error) as exc:
+        stats.stopped = (f"the compressed stream ends mid-way ({_reason(exc)}): a file still being written, "
+                         "or cut short" if isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile))
+                         else _reason(exc))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ class Incident:
     summary: str = ""
     supervisor: int | None = None
     count: int = 1
+    origin: str | None = None  # the replica (pod, host) named by the log's envelope, when it names one
     facts: dict[str, Any] = field(default_factory=dict)
     examples: list[Event] = field(default_factory=list)
 
@@ -76,5 +77,22 @@ class Timeline:
         else:
             self.omitted[incident.kind] = self.omitted.get(incident.kind, 0) + 1
 
+    def for_origin(self, origin: str | None) -> Timeline:
+        """This timeline, seen by the trackers of one replica: what they add is marked with ``origin``."""
+        return self if origin is None else _OriginView(self, origin)
+
     def ordered(self) -> list[Incident]:
         return sorted(self.incidents, key=lambda i: (i.start is None, i.start or 0.0))
+
+
+class _OriginView(Timeline):
+    """Adds to the shared timeline, marking each incident with the replica it came from."""
+
+    def __init__(self, base: Timeline, origin: str) -> None:
+        # No super().__init__(): the incidents live in ``base``, this view only marks them.
+        self.base = base
+        self.origin = origin
+
+    def add(self, incident: Incident) -> None:
+        incident.origin = self.origin
+        self.base.add(incident)

@@ -13,10 +13,26 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
+from supervisor.explain import fmt
+from supervisor.explain.envelope import (
+    JSON,
+    KUBECTL,
+    RAW,
+    Envelopes,
+    merged_origin,
+)
 from supervisor.explain.fields import sanitise
+from supervisor.explain.times import (
+    BadTime,
+    parse_any,
+    parse_timestamp,
+    parse_when,
+)
+
+__all__ = ["BadTime", "Event", "EventReader", "ReadStats", "parse_line", "parse_timestamp", "parse_when",
+           "read_lines"]
 
 Event = dict[str, Any]
 
@@ -29,19 +45,16 @@ _PREFIX_TIME = re.compile(r"\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+
 _SALVAGE = re.compile(r'"([a-z_]+)"\s*:\s*("(?:[^"\\]|\\.)*"'
                       r'|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?=[,}\]\s])|true|false|null)')
 # Access lines are most of a busy log; this is their exact form as the supervisor writes them
-# (a prefix, then the object), read without a JSON parse.  Anything else takes the general path.
+# (a prefix, then the object), read without a JSON parse.  Anything else takes the general path, and so
+# does a line starting with "[": kubectl's --prefix names the pod, which the general path keeps.
 _ACCESS = re.compile(
-    r'[^{]*\{"timestamp": "([^"\\]*)", "level": "([a-z]+)", "event": "http\.access", '
+    r'(?:[^{\[][^{]*)?\{"timestamp": "([^"\\]*)", "level": "([a-z]+)", "event": "http\.access", '
     r'"source": "([a-z]+)", "pid": (\d{1,9}), "logger": "uvicorn\.access", "client": "[^"\\]*", '
     r'"method": "([A-Z]{1,10})", "path": "([^"\\]*)", "http_version": "[^"\\]*", '
     r'"status": (\d{3})\}\s*$')
+# A line of LOG_FORMAT=console: "2026-11-25T00:53:04.491Z [info     ] phase.started   phase=…".
+_CONSOLE = re.compile(r"\[(?:debug|info|warning|error|critical)\s*\] [a-z_]+\.[a-z_.]+")
 _DOTTED = re.compile(r"^[a-z_]+(?:\.[a-z_]+)+$")
-_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d|w)", re.IGNORECASE)
-_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-class BadTime(ValueError):
-    """A --since/--until value that is neither ISO 8601 nor a relative duration."""
 
 
 @dataclass
@@ -57,53 +70,10 @@ class ReadStats:
     first_ts: float | None = None
     last_ts: float | None = None
     sources: dict[str, int] = field(default_factory=dict)
-
-
-_second_cache: dict[str, float | None] = {}
-
-
-def parse_timestamp(text: object) -> float | None:
-    """Seconds since the epoch for an ISO 8601 string (naive means UTC), or None."""
-    if not isinstance(text, str) or len(text) < 10:
-        return None
-    # Fast path for the supervisor's own form, 2026-11-25T00:53:04.491Z: one parse per second of log.
-    if len(text) == 24 and text[23] == "Z" and text[19] == ".":
-        base = _second_cache.get(text[:19], -1.0)
-        if base == -1.0:
-            if len(_second_cache) > 4096:
-                _second_cache.clear()
-            base = _second_cache[text[:19]] = _parse_iso(text[:19])
-        millis = text[20:23]
-        if base is not None and millis.isdigit():
-            return base + int(millis) * 0.001
-    return _parse_iso(text)
-
-
-def _parse_iso(text: str) -> float | None:
-    try:
-        value = datetime.fromisoformat(text.replace(",", ".", 1))
-    except ValueError:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    try:
-        return value.timestamp()
-    except (OverflowError, ValueError, OSError):
-        return None
-
-
-def parse_when(text: str, now: datetime | None = None) -> float:
-    """A --since/--until value: ISO 8601 (``2026-11-25T10:00Z``) or an age (``2h``, ``1h30m``) before now."""
-    stripped = text.strip().lower().removesuffix(" ago").lstrip("-").strip()
-    pieces = _RELATIVE.findall(stripped)
-    if pieces and _RELATIVE.sub("", stripped).strip() == "":
-        seconds = sum(float(amount) * _UNITS[unit.lower()] for amount, unit in pieces)
-        return ((now or datetime.now(UTC)) - timedelta(seconds=seconds)).timestamp()
-    value = parse_timestamp(text.strip())
-    if value is None:
-        raise BadTime(f"{text!r} is neither an ISO 8601 time (2026-11-25T10:00:00Z) "
-                      "nor an age such as 30m, 2h or 1d")
-    return value
+    envelopes: dict[str, int] = field(default_factory=dict)  # events found inside each kind of envelope
+    envelope_only: int = 0  # lines that only carry an envelope's fields (journal export, Docker pieces)
+    shapes: dict[str, int] = field(default_factory=dict)  # lines without an event of ours, by what they looked like
+    stopped: str | None = None  # why reading stopped before the end of the input, when it did
 
 
 def _decode_at(line: str, start: int) -> Any:
@@ -156,8 +126,39 @@ def _fast_access(line: str) -> Event | None:
             "method": method, "path": path, "status": int(status), "_ts": ts}
 
 
-def parse_line(line: str) -> tuple[str, Event | None]:
-    """Classify one line: ("event", e), ("truncated", e), ("foreign", None) or ("other", None)."""
+def parse_line(line: str, envelopes: Envelopes | None = None) -> tuple[str, Event | None]:
+    """Classify one line: ("event", e), ("truncated", e), ("foreign", None), ("envelope", None) or ("other", None).
+
+    "envelope" is a line that belongs to an envelope and holds no line of its own
+    (a journal export field, a piece of a long Docker line).  ``envelopes`` keeps
+    what such multi-line envelopes need between calls; one per input.
+    """
+    if '"http.access"' in line:  # most lines of a busy log, raw or after a time or host prefix
+        event = _fast_access(line)
+        if event is not None:
+            return "event", event
+    if line.startswith('{"timestamp"'):  # the supervisor's own line, as written: no envelope to open
+        return _parse_text(line)
+    opened = (envelopes if envelopes is not None else Envelopes()).open(line)
+    if opened is None:
+        return "envelope", None
+    if opened.text is not None:
+        kind, event = _parse_text(opened.text, opened.when)
+    elif opened.ours:
+        assert opened.obj is not None
+        kind, event = "event", _from_object(opened.obj, opened.when)
+    else:
+        return "foreign", None
+    if event is not None:
+        if opened.origin is not None:
+            event["_origin"] = opened.origin
+        if opened.via != RAW:
+            event["_via"] = opened.via
+    return kind, event
+
+
+def _parse_text(line: str, fallback: object = None) -> tuple[str, Event | None]:
+    """A line holding our object, perhaps after a prefix (a time, a host, a unit), perhaps cut short."""
     if '"http.access"' in line:
         event = _fast_access(line)
         if event is not None:
@@ -182,14 +183,25 @@ def parse_line(line: str) -> tuple[str, Event | None]:
             return "other", None
     if not isinstance(obj, dict) or not isinstance(obj.get("event"), str):
         return "foreign", None
-    ts = parse_timestamp(obj.get("timestamp"))
-    if ts is None:
+    if parse_timestamp(obj.get("timestamp")) is None:
         match = _PREFIX_TIME.match(line, 0, start)
         if match:
             obj["timestamp"] = match.group(1)
-            ts = parse_timestamp(match.group(1))
+    origin = merged_origin(obj)
+    if origin is not None:
+        obj["_origin"] = origin
+    return kind, _from_object(obj, fallback)
+
+
+def _from_object(obj: Event, fallback: object) -> Event:
+    """Our event with its time (its own, else the envelope's ``fallback``, as written) as ``_ts``."""
+    ts = parse_timestamp(obj.get("timestamp"))
+    if ts is None and fallback is not None:
+        ts = parse_any(fallback)
+        if ts is not None:
+            obj["timestamp"] = fmt.timestamp(ts)
     obj["_ts"] = ts
-    return kind, _normalise(obj)
+    return _normalise(obj)
 
 
 def read_lines(stream: IO[bytes], chunk: int = 1 << 20) -> Iterator[str]:
@@ -199,9 +211,11 @@ def read_lines(stream: IO[bytes], chunk: int = 1 << 20) -> Iterator[str]:
     parsing of a short line.  A longer line comes out in ``MAX_LINE`` pieces.
     """
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    # read1: at most one read underneath, so a gzip file cut short yields what came before the cut.
+    read = getattr(stream, "read1", stream.read)
     rest = ""
     while True:
-        data = stream.read(chunk)
+        data = read(chunk)
         text = rest + decoder.decode(data, final=not data)
         lines = text.split("\n")
         rest = lines.pop()
@@ -237,18 +251,20 @@ class EventReader:
         since = float("-inf") if self.since is None else self.since
         until = float("inf") if self.until is None else self.until
         sources = stats.sources
+        wrapped = stats.envelopes
+        envelopes = Envelopes()
         last_ts: float | None = None
         first_ts, max_ts = float("inf"), float("-inf")
         number = 0
         try:
             for number, line in enumerate(lines, 1):  # noqa: B007 (number is read after the loop)
-                kind, event = parse_line(line)
+                kind, event = parse_line(line, envelopes)
                 if event is None:
-                    if kind == "foreign":
-                        stats.foreign_json += 1
-                    else:
-                        stats.other += 1
+                    self._skipped(kind, line, envelopes)
                     continue
+                if "_via" in event:
+                    via = event.pop("_via")
+                    wrapped[via] = wrapped.get(via, 0) + 1
                 if kind == "truncated":
                     stats.truncated += 1
                 ts = event["_ts"]
@@ -273,3 +289,20 @@ class EventReader:
             stats.lines = number
             if first_ts != float("inf"):
                 stats.first_ts, stats.last_ts = first_ts, max_ts
+
+    def _skipped(self, kind: str, line: str, envelopes: Envelopes) -> None:
+        """Count a line without an event of ours by what it looked like, to say so when nothing was ours."""
+        stats = self.stats
+        if kind == "envelope":
+            stats.envelope_only += 1
+            return
+        via = RAW if line.startswith('{"timestamp"') else envelopes.last_via
+        if kind == "foreign":
+            stats.foreign_json += 1
+            shape = JSON if via == RAW else via
+        else:
+            stats.other += 1
+            shape = via if via not in (RAW, KUBECTL) else (
+                "blank" if not line.strip() else "console" if _CONSOLE.search(line, 0, 200)
+                else "no-entries" if line.startswith("-- No entries --") else "text")
+        stats.shapes[shape] = stats.shapes.get(shape, 0) + 1

@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic_copy import add_revision, copy_alembic
+from alembic_copy import add_revision, copy_alembic, head_of
+from explain_fixtures import make_two_incidents
+from explain_fixtures.envelopes import ENVELOPES, docker_json_file, journal_json
 from pgfixtures import new_app_database
 from procs import APPS, REPO, Supervisor, base_env, http_get, wait_for
 
 from supervisor.database.pgcluster import LocalPostgres
-from supervisor.explain import cli
+from supervisor.explain import cli, fmt
+from supervisor.explain.causality import explains
 from supervisor.explain.incidents import Incident, group
 from supervisor.explain.reader import (
     BadTime,
@@ -37,18 +40,17 @@ from supervisor.explain.reader import (
 )
 from supervisor.explain.verdict import decide
 
-FIXTURES = Path(__file__).resolve().parent / "explain_fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "explain_fixtures"
 SAMPLE = {"JARLPM_APP": "sampleapp:app", "JARLPM_APP_DIR": str(APPS)}
 T0 = 1_795_600_000.0  # 2026-11-25 (seconds since the epoch)
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def report(path: Path | str, *args: str) -> dict[str, Any]:
-    """``jarlpm explain PATH --json`` run in-process; the parsed document."""
+def report(path: Path | str, *args: str, code: int = 0) -> dict[str, Any]:
+    """``jarlpm explain PATH --json`` run in-process; the parsed document (the exit code must be ``code``)."""
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = cli.main([str(path), "--json", *args])
-    assert code == 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main([str(path), "--json", *args]) == code
     doc: dict[str, Any] = json.loads(out.getvalue())
     return doc
 
@@ -69,6 +71,20 @@ def verdict_incident(doc: dict[str, Any]) -> dict[str, Any]:
 
 def kinds(doc: dict[str, Any]) -> list[str]:
     return [i["kind"] for i in doc["incidents"]]
+
+
+def signature(lines: list[str]) -> tuple[list[tuple[str, str, int | None]], list[tuple[str, str]]]:
+    """What a reader of the report sees: each incident (kind, summary, supervisor) and each root cause."""
+    found = incidents(lines)
+    verdict = decide(found)
+    return ([(i.kind, i.summary, i.supervisor) for i in found], [(c.cause, c.fix) for c in verdict.causes])
+
+
+def assert_every_envelope_agrees(raw: list[str]) -> None:
+    """The log gives the same incidents and root causes in every envelope as raw."""
+    expected = signature(raw)
+    for name, wrap in ENVELOPES.items():
+        assert signature(wrap(raw)) == expected, name
 
 
 def save(sup: Supervisor, path: Path) -> Path:
@@ -132,6 +148,7 @@ class TestRealIncidents:
             sup.kill()
         log = save(sup, tmp_path / "crash.log")
         doc = report(log)
+        assert_every_envelope_agrees(sup.lines)
         assert kinds(doc).count("crash_loop") == 1
         loop = verdict_incident(doc)
         assert loop["kind"] == "crash_loop" and loop["count"] == 3
@@ -162,6 +179,7 @@ class TestRealIncidents:
         finally:
             sup.kill()
         doc = report(save(sup, tmp_path / "hang.log"))
+        assert_every_envelope_agrees(sup.lines)
         hang = verdict_incident(doc)
         assert hang["kind"] == "hang"
         assert hang["facts"]["function"] == "stalled_in_blocking_call"
@@ -173,18 +191,20 @@ class TestRealIncidents:
     def test_failed_migration(self, app_db: str, tmp_path: Path) -> None:
         """A revision that selects from a missing table: exit 65, the verdict names it and the error."""
         ini = copy_alembic(tmp_path)
-        add_revision(ini, "0004_broken", "SELECT * FROM no_such_table")
+        head = head_of(ini)
+        add_revision(ini, "0099_broken", "SELECT * FROM no_such_table")
         sup = Supervisor(base_env(app_db, JARLPM_ALEMBIC_INI=str(ini), **SAMPLE))
         try:
             assert sup.wait_exit(30) == 65
         finally:
             sup.kill()
         doc = report(save(sup, tmp_path / "migrate.log"))
+        assert_every_envelope_agrees(sup.lines)
         assert kinds(doc).count("start_failed") == 1  # the failure is logged twice, explained once
-        assert "0004_broken" in doc["verdict"]["cause"] and "no_such_table" in doc["verdict"]["cause"]
+        assert "0099_broken" in doc["verdict"]["cause"] and "no_such_table" in doc["verdict"]["cause"]
         assert "42P01" in doc["verdict"]["cause"]
-        assert doc["verdict"]["fix"].startswith("fix revision 0004_broken")
-        assert "stays at 0004_row_versions" in doc["verdict"]["fix"]
+        assert doc["verdict"]["fix"].startswith("fix revision 0099_broken")
+        assert f"stays at {head}" in doc["verdict"]["fix"]
 
     def test_database_up_late(self, own_cluster: LocalPostgres, tmp_path: Path) -> None:
         """Started while PostgreSQL is down, which then starts: one outage from first retry to recovery."""
@@ -200,6 +220,7 @@ class TestRealIncidents:
         finally:
             sup.kill()
         doc = report(save(sup, tmp_path / "late.log"))
+        assert_every_envelope_agrees(sup.lines)
         (outage,) = [i for i in doc["incidents"] if i["kind"] == "db_outage"]
         retries = len(sup.find("db.wait.retry"))
         assert outage["facts"]["signals"] == {"db.wait.retry": retries} and outage["facts"]["recovered"]
@@ -211,6 +232,41 @@ class TestRealIncidents:
         assert f"({retries} retries)" in start["summary"]
         assert doc["verdict"]["kind"] == "db_outage"
         assert "not reachable yet when the supervisor started" in doc["verdict"]["cause"]
+
+
+@pytest.mark.slow
+class TestTwoIncidents:
+    """Issue #14's serving day, run for real: a lock held by a psql session, then PostgreSQL stopped."""
+
+    def test_two_root_causes_in_every_envelope(self) -> None:
+        """Two root causes, the lock contention (blocker's pid, the table) then the outage (its duration)."""
+        lines = make_two_incidents.run()
+        assert_two_root_causes(lines)
+        assert_every_envelope_agrees(lines)
+        # The same through the command line, as journalctl -o json on standard input.
+        proc = subprocess.run([sys.executable, "-m", "supervisor.explain", "-"], cwd=REPO, timeout=60, check=False,
+                              input="\n".join(journal_json(lines)).encode(), capture_output=True)
+        assert proc.returncode == 0, proc.stderr
+        assert "Verdict: 2 independent root causes" in proc.stdout.decode()
+
+
+def assert_two_root_causes(lines: list[str], blocker: int | None = None) -> None:
+    """The verdict of issue #14's log: lock contention naming pid and table, then the outage with its duration.
+
+    ``blocker`` is the psql session's pid; by default, the one the raw log's pool report names.
+    """
+    verdict = decide(incidents(lines))
+    assert [c.incident.kind for c in verdict.causes] == ["pool_exhausted", "db_outage"], verdict.causes
+    lock, outage = verdict.causes
+    if blocker is None:
+        report_line = next(json.loads(x) for x in lines if '"db.pool.exhausted"' in x)
+        blocker = report_line["database"]["blockers"][0]["pid"]
+    assert f"PostgreSQL session pid {blocker} (psql" in lock.cause and "AccessExclusiveLock on epics" in lock.cause
+    assert f"pg_terminate_backend({blocker})" in lock.fix
+    assert outage.cause.startswith("the database was unreachable for ")
+    seconds = float(outage.cause.split("unreachable for ", 1)[1].split(" s:", 1)[0])
+    assert 3.0 <= seconds < 60.0  # stopped for 4 s; the first failure and the recovery are seen by requests
+    assert lock.incident not in outage.explains
 
 
 # -- captured logs ------------------------------------------------------------------------------------
@@ -262,7 +318,10 @@ class TestCapturedLogs:
         restarts = doc["incidents"][2]
         assert restarts["count"] == 2 and restarts["facts"]["causes"] == {"exit 7": 2}
         assert "0004_add_priority" in doc["incidents"][3]["summary"]
-        assert "exit 7" in doc["verdict"]["fix"]
+        # Two independent root causes, equally severe: the most recent first.
+        causes = doc["verdict"]["root_causes"]
+        assert [c["kind"] for c in causes] == ["reload_failed", "restarts"]
+        assert "exit 7" in causes[1]["fix"] and "0004_add_priority" in causes[0]["fix"]
 
     def test_pool_lock_contention_synthetic(self) -> None:
         """Exhaustion by lock contention: the verdict names the blocking pid and how to end it."""
@@ -289,6 +348,21 @@ class TestCapturedLogs:
         doc = report(FIXTURES / "pool_lock_contention_real.log")
         assert "pid 12848 (maintenance-psql, holds AccessExclusiveLock on epics)" in doc["verdict"]["cause"]
         assert "pg_terminate_backend(12848)" in doc["verdict"]["fix"] and "lock_timeout" in doc["verdict"]["fix"]
+
+    def test_two_incidents_real(self) -> None:
+        """The captured serving day of issue #14: two root causes, in every envelope, as text and JSON."""
+        lines = (FIXTURES / "two_incidents_real.log").read_text().splitlines()
+        assert_two_root_causes(lines)
+        for wrap in ENVELOPES.values():
+            assert_two_root_causes(wrap(lines), blocker=5417)
+        doc = report(FIXTURES / "two_incidents_real.log")
+        assert [c["kind"] for c in doc["verdict"]["root_causes"]] == ["pool_exhausted", "db_outage"]
+        assert "pid 5417 (psql, holds AccessExclusiveLock on epics)" in doc["verdict"]["cause"]
+        assert doc["verdict"]["root_causes"][1]["cause"].startswith("the database was unreachable for 4.2 s")
+        text = text_report(FIXTURES / "two_incidents_real.log")
+        assert "Verdict: 2 independent root causes, most severe first" in text
+        assert "  1. Root cause: the pool's connections waited on a lock held by PostgreSQL session pid 5417" in text
+        assert "  2. Root cause: the database was unreachable for 4.2 s" in text
 
     def test_pool_connection_leak(self) -> None:
         """A leaking route is named with the line that took the connection."""
@@ -465,6 +539,63 @@ class TestVerdict:
         assert verdict.incident is not None and verdict.incident.kind == "db_outage"
         assert [i.kind for i in verdict.explains] == ["pool_exhausted"]
 
+    def test_two_independent_incidents(self) -> None:
+        """A lock contention that cleared 3 s before an outage began is not its effect: two root causes."""
+        blocker = {"pid": 4242, "application": "psql", "locks": ["AccessExclusiveLock on epics"]}
+        lines = start_lines() + [
+            line(10, "db.pool.saturated", source="server", pid=101, level="warning", checked_out=2, waiting=4),
+            line(11, "db.pool.exhausted", source="server", pid=101, level="error", checked_out=2, waiting=4,
+                 pool_size=2, max_overflow=0, diagnosis="lock_contention", database={"blockers": [blocker]}),
+            line(12, "http.access", source="server", pid=101, method="GET", path="/api/epics", status=200),
+            line(15, "server.log", source="server", pid=101, message="db.unavailable", error="refused"),
+            line(15, "http.access", source="server", pid=101, method="GET", path="/api/epics", status=503),
+            line(19, "http.access", source="server", pid=101, method="GET", path="/api/epics", status=200)]
+        verdict = decide(incidents(lines))
+        assert [c.incident.kind for c in verdict.causes] == ["pool_exhausted", "db_outage"]
+        lock, outage = verdict.causes
+        assert "pid 4242" in lock.cause and "AccessExclusiveLock on epics" in lock.cause
+        assert "pg_terminate_backend(4242)" in lock.fix and [i.kind for i in lock.explains] == ["pool_saturated"]
+        assert outage.cause.startswith("the database was unreachable for 4.0 s") and outage.explains == []
+        assert verdict.cause == lock.cause  # the most severe first, also at the top for scripts
+
+    def test_outage_explains_only_what_it_can_cause(self) -> None:
+        """During an outage, a crash loop on a missing module is still its own root cause."""
+        lines = start_lines() + [line(10, "server.log", source="server", pid=101, message="db.unavailable",
+                                      error="refused")]
+        lines += crash(11, 101, was_ready=True)[:2] + [
+            line(30, "http.access", source="server", pid=102, method="GET", path="/api/epics", status=200)]
+        kinds_found = [c.incident.kind for c in decide(incidents(lines)).causes]
+        assert kinds_found == ["restarts", "db_outage"]  # equally severe: the most recent first
+        lines = [x.replace("ModuleNotFoundError: No module named 'nope'", "psycopg2.OperationalError: refused")
+                 for x in lines]
+        verdict = decide(incidents(lines))
+        assert [c.incident.kind for c in verdict.causes] == ["db_outage"]
+        assert [i.kind for i in verdict.explains] == ["restarts"]
+
+    def test_explanations_need_time_and_the_same_supervisor(self) -> None:
+        """An exhaustion after the outage has ended is not its effect; one supervisor's crash loop is not another's."""
+        outage = Incident("db_outage", T0, T0 + 4, facts={"recovered": True})
+        later = Incident("pool_exhausted", T0 + 10, T0 + 11, facts={"diagnosis": "undersized_pool"})
+        during = Incident("pool_exhausted", T0 + 1, T0 + 2, facts={"diagnosis": "undersized_pool"})
+        assert not explains(outage, later) and explains(outage, during)
+        assert not explains(later, outage)
+        loop = Incident("crash_loop", T0, T0 + 3, supervisor=1, origin="api-a")
+        assert explains(loop, Incident("start_incomplete", T0, T0 + 3, supervisor=1, origin="api-a"))
+        assert not explains(loop, Incident("start_incomplete", T0, T0 + 3, supervisor=1, origin="api-b"))
+
+    def test_replicas_are_labelled(self) -> None:
+        """Incidents of supervisors in different pods show the pod and the pid; the header counts both."""
+        a = [f"[pod/api-a/jarlpm] {x}" for x in crash(5, 7, sup=1, was_ready=True, exc="RuntimeError: a")]
+        b = [f"[pod/api-b/jarlpm] {x}" for x in crash(6, 7, sup=1, was_ready=True, exc="RuntimeError: b")]
+        reader = EventReader()
+        found = group(reader.events(a + b))
+        from supervisor.explain import render
+
+        text = render.text(reader.stats, found, decide(found), {})
+        assert "2 supervisors (api-a pid 1, api-b pid 1)" in text.splitlines()[0]
+        assert "[api-a 1] 1 server process died after serving" in text
+        assert "[api-b 1] 1 server process died after serving" in text
+
     def test_undersized_pool_names_the_new_size(self) -> None:
         """Peak demand 22 with 10 overflow: raise DB_POOL_SIZE from 5 to 12."""
         lines = [line(0, "db.pool.exhausted", source="server", pid=101, checked_out=15, waiting=7,
@@ -555,6 +686,174 @@ class TestReader:
         assert [len(x) for x in lines[2:4]] == [reader_module.MAX_LINE, 10] and lines[4] == "last"
 
 
+# -- envelopes -------------------------------------------------------------------------------------------
+class TestEnvelopes:
+    """Every envelope people fetch logs in is opened down to our line, line by line and mixed."""
+
+    @pytest.mark.parametrize("envelope", sorted(ENVELOPES))
+    @pytest.mark.parametrize("fixture", ["two_incidents_real.log", "pool_lock_contention.log", "crash_loop.log",
+                                         "migration_failed.log", "db_outage_while_serving.log", "hang.log"])
+    def test_same_report_in_every_envelope(self, fixture: str, envelope: str) -> None:
+        """A captured log gives the same incidents and root causes raw and in ``envelope``."""
+        raw = (FIXTURES / fixture).read_text().splitlines()
+        reader = EventReader()
+        wrapped = ENVELOPES[envelope](raw)
+        found = group(reader.events(wrapped))
+        assert reader.stats.events == len(raw) and reader.stats.other == reader.stats.foreign_json == 0
+        verdict = decide(found)
+        assert ([(i.kind, i.summary, i.supervisor) for i in found],
+                [(c.cause, c.fix) for c in verdict.causes]) == signature(raw)
+
+    @pytest.mark.parametrize("names", [
+        ("raw", "journal_export", "docker_json_file", "docker_timestamps", "platform_object"),  # no replica named
+        ("journal_json", "journal_json_seq_priority", "platform_message"),  # the host web-1
+        ("kubectl_prefix", "kubectl_prefix_timestamps", "platform_log_kubernetes", "platform_msg",
+         "platform_itself")])  # the pod
+    def test_mixed_envelopes(self, names: tuple[str, ...]) -> None:
+        """One log whose lines come in different envelopes naming the same replica reads as the raw log does."""
+        raw = (FIXTURES / "two_incidents_real.log").read_text().splitlines()
+        mixed = [x for n, line in enumerate(raw) for x in ENVELOPES[names[n % len(names)]]([line])]
+        assert signature(mixed) == signature(raw)
+
+    def test_journal_time_and_bytes(self) -> None:
+        """An object without a time takes __REALTIME_TIMESTAMP; a MESSAGE as an array of bytes is decoded."""
+        body = json.dumps({"level": "info", "event": "supervisor.ready", "source": "supervisor", "pid": 7})
+        entry = {"__REALTIME_TIMESTAMP": str(int(T0 * 1e6)), "MESSAGE": list(body.encode()), "_HOSTNAME": "db-2"}
+        kind, event = parse_line(json.dumps(entry))
+        assert kind == "event" and event is not None
+        assert (event["event"], event["_ts"], event["_origin"]) == ("supervisor.ready", T0, "db-2")
+        assert event["timestamp"] == fmt.timestamp(T0)
+
+    def test_envelope_inside_an_envelope(self) -> None:
+        """A platform's export of Docker's json-file lines is opened twice, and the platform names the pod."""
+        raw = (FIXTURES / "crash_loop.log").read_text().splitlines()
+        nested = [json.dumps({"@timestamp": "2026-11-25T00:00:00Z", "kubernetes": {"pod_name": "api-0"}, "message": x})
+                  for x in docker_json_file(raw)]
+        assert signature(nested) == signature(raw)
+        assert {i.origin for i in incidents(nested) if i.supervisor is not None} == {"api-0"}
+
+    def test_syslog_priority_prefix(self) -> None:
+        """``<3>`` before our line is stripped, in a journal MESSAGE or on a raw line."""
+        raw = line(0, "child.ready", pid=8)
+        for wrapped in (f"<3>{raw}", json.dumps({"MESSAGE": f"<3>{raw}", "PRIORITY": "3"})):
+            kind, event = parse_line(wrapped)
+            assert kind == "event" and event is not None and event["event"] == "child.ready"
+
+    def test_docker_pieces_are_joined(self) -> None:
+        """A line Docker split into 16 KiB pieces is one event; the pieces count as envelope lines."""
+        raw = line(0, "child.exited", pid=8, level="error", stderr_tail=["x" * 50_000], exit_code=1)
+        reader = EventReader()
+        events = list(reader.events(docker_json_file([raw])))
+        assert [e["event"] for e in events] == ["child.exited"] and events[0]["stderr_tail"] == ["x" * 50_000]
+        assert reader.stats.envelope_only == 3 and reader.stats.envelopes == {"docker": 1}
+
+    def test_replicas_with_the_same_pid_stay_apart(self) -> None:
+        """Two pods whose supervisors are both PID 1 are two supervisors, each with its own incidents."""
+        a = [f"[pod/api-a/jarlpm] {x}" for x in start_lines(0, sup=1, child=7)
+             + crash(5, 7, sup=1, was_ready=True, exc="RuntimeError: a")]
+        b = [f"[pod/api-b/jarlpm] {x}" for x in start_lines(0.1, sup=1, child=7)
+             + crash(5.1, 7, sup=1, was_ready=True, exc="RuntimeError: b")]
+        found = incidents([x for pair in zip(a, b, strict=True) for x in pair])
+        restarts = {(i.origin, i.supervisor): i.facts["exception"] for i in of_kind(found, "restarts")}
+        assert restarts == {("api-a", 1): "RuntimeError: a", ("api-b", 1): "RuntimeError: b"}
+        assert len(of_kind(found, "start")) == 2
+
+    def test_other_programs_in_an_envelope(self) -> None:
+        """Journal entries of other units count as journal lines, not as our events."""
+        reader = EventReader()
+        lines = [json.dumps({"MESSAGE": "Started Session 4 of user root.", "_HOSTNAME": "h"}),
+                 json.dumps({"MESSAGE": '{"level": "info", "msg": "other json"}', "_HOSTNAME": "h"}),
+                 json.dumps({"log": "plain text\n", "stream": "stderr", "time": "2026-11-25T00:00:00Z"})]
+        assert list(reader.events(lines)) == []
+        assert reader.stats.shapes == {"journal": 2, "docker": 1}
+
+
+# -- honest about what it could not read ------------------------------------------------------------
+class TestUnreadable:
+    """No JarlPM event is never "no incidents" with exit 0: exit 65 and what the input looked like."""
+
+    def run(self, path: Path, *args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main([str(path), *args])
+        return code, out.getvalue(), err.getvalue()
+
+    def test_foreign_json(self, tmp_path: Path) -> None:
+        """1,743 JSON objects of another program: exit 65, counted, and what to check."""
+        log = tmp_path / "other.log"
+        log.write_text("".join(json.dumps({"ts": n, "msg": "GET /", "level": "info"}) + "\n" for n in range(1743)))
+        code, out, err = self.run(log)
+        assert code == 65
+        assert "no JarlPM event in 1,743 lines: 1,743 JSON objects, none of them a JarlPM event" in out
+        assert "(no incidents)" not in out and err == ""  # said once, in the report
+
+    def test_journal_of_another_unit(self, tmp_path: Path) -> None:
+        """journalctl -o json of a unit that is not the supervisor: names the envelope and the unit to check."""
+        log = tmp_path / "journal.json"
+        log.write_text("\n".join(json.dumps({"__REALTIME_TIMESTAMP": "1764000000000000", "MESSAGE": f"tick {n}",
+                                             "_SYSTEMD_UNIT": "cron.service"}) for n in range(5)))
+        code, out, err = self.run(log, "--json")
+        doc = json.loads(out)
+        assert code == 65 and doc["input"]["skipped"] == {"journal": 5}
+        assert err.startswith("jarlpm explain: no JarlPM event in 5 lines")  # a person piping into jq sees it
+        assert "5 journal entries, none of them a JarlPM event" in doc["verdict"]["cause"]
+        assert "journalctl -u jarlpm" in doc["input"]["unread"]
+
+    def test_console_format(self, tmp_path: Path) -> None:
+        """Lines of LOG_FORMAT=console are recognised, and the answer says to log JSON."""
+        log = tmp_path / "console.log"
+        log.write_text("2026-11-25T00:53:04.491Z [info     ] phase.started     phase=validate_env src=supervisor[1]\n")
+        code, out, _ = self.run(log)
+        assert code == 65 and "LOG_FORMAT=console line" in out and "run the supervisor with LOG_FORMAT=json" in out
+
+    def test_journalctl_found_nothing(self, tmp_path: Path) -> None:
+        """journalctl's '-- No entries --': exit 65, and the unit and time range to check."""
+        log = tmp_path / "none.log"
+        log.write_text("-- No entries --\n")
+        code, out, _ = self.run(log)
+        assert code == 65 and "journalctl found no entries: check the unit (-u jarlpm)" in out
+
+    def test_empty_input(self, tmp_path: Path) -> None:
+        """An empty file: exit 65, the input is empty."""
+        log = tmp_path / "empty.log"
+        log.write_text("")
+        code, out, _ = self.run(log)
+        assert code == 65 and "the input is empty" in out
+
+    def test_window_with_events_is_not_unreadable(self) -> None:
+        """Events found but all outside --since/--until: exit 0, the window is the reason."""
+        doc = report(FIXTURES / "hang.log", "--since", "2030-01-01")
+        assert doc["incidents"] == [] and doc["input"]["outside_window"] == 23
+
+    def test_gzip_cut_short(self, tmp_path: Path) -> None:
+        """A gzip file cut mid-way: what was read is explained, and the header says reading stopped early."""
+        packed = gzip.compress((FIXTURES / "hang.log").read_bytes() * 200)
+        log = tmp_path / "cut.log.gz"
+        log.write_bytes(packed[: len(packed) * 2 // 3])
+        code, out, _ = self.run(log)
+        assert code == 0 and "reading stopped early: the compressed stream ends mid-way" in out.splitlines()[0]
+        assert "hang: event loop" in out
+
+    def test_compressed_otherwise(self, tmp_path: Path) -> None:
+        """A zstd file or a journal file: exit 66 and the command to run instead."""
+        log = tmp_path / "x.zst"
+        log.write_bytes(b"\x28\xb5\x2f\xfd" + b"\0" * 20)
+        code, _, err = self.run(log)
+        assert code == 66 and "zstd -dc FILE | jarlpm explain" in err
+
+    def test_header_says_how_much_was_read(self) -> None:
+        """Part of the input read: the header names the envelope and what was skipped."""
+        raw = (FIXTURES / "hang.log").read_text().splitlines()
+        lines = journal_json(raw) + [json.dumps({"MESSAGE": "Started Session 4.", "_HOSTNAME": "h"}), "plain"]
+        reader = EventReader()
+        found = group(reader.events(lines))
+        from supervisor.explain import render
+
+        header = render.text(reader.stats, found, decide(found), {}).splitlines()[0]
+        assert header.startswith("jarlpm explain: 25 lines, 23 events (through journalctl -o json; 2 skipped, "
+                                 "not JarlPM events: 1 journal entry, 1 line of text);")
+
+
 # -- the command line ------------------------------------------------------------------------------------
 class TestCommandLine:
     """Exit codes, input forms and the JSON document."""
@@ -593,7 +892,12 @@ class TestCommandLine:
         assert set(loop) >= {"kind", "severity", "start", "end", "duration_s", "count", "summary", "facts",
                              "examples"}
         assert 0 < len(loop["examples"]) <= 3
-        assert set(doc["verdict"]) == {"cause", "fix", "incident", "kind", "explains", "next"}
+        assert set(doc["verdict"]) == {"cause", "fix", "incident", "kind", "explains", "evidence", "next",
+                                       "root_causes", "notes"}
+        (root,) = doc["verdict"]["root_causes"]
+        assert {k: root[k] for k in ("cause", "fix", "incident", "kind")} == {
+            k: doc["verdict"][k] for k in ("cause", "fix", "incident", "kind")}
+        assert root["evidence"][0].startswith("2026-11-25T00:53:05.075Z → 00:53:07.270Z (lines ")
 
     def test_text_report(self) -> None:
         """The text report: a header, one line per incident, the verdict."""
@@ -638,7 +942,13 @@ def _mutate(rng: random.Random, text: str) -> str:
     for _ in range(rng.randrange(1, 4)):
         key = rng.choice([*obj, "event", "pid", "source", "timestamp"])
         obj[key] = rng.choice([*_ODD_VALUES, rng.choice(_EVENT_NAMES)])
-    return rng.choice(["", "host jarlpm[1]: ", "2026-11-25T00:00:00Z "]) + json.dumps(obj)
+    text = rng.choice(["", "host jarlpm[1]: ", "2026-11-25T00:00:00Z "]) + json.dumps(obj)
+    if rng.random() < 0.3:  # and in an envelope, itself perhaps cut short
+        wrapped = rng.choice(list(ENVELOPES.values()))([text])
+        text = rng.choice(wrapped)
+        if rng.random() < 0.2:
+            text = text[: rng.randrange(len(text) + 1)]
+    return text
 
 
 class TestFuzz:
@@ -659,11 +969,12 @@ class TestFuzz:
             json.loads(render.as_json(reader.stats, found, verdict, {}))
 
     def test_random_bytes_file(self, tmp_path: Path) -> None:
-        """A file of random bytes gives exit 0 and an empty timeline."""
+        """A file of random bytes gives exit 65 (no JarlPM event), an empty timeline and says so."""
         noise = tmp_path / "noise.bin"
         noise.write_bytes(random.Random(1).randbytes(200_000))
-        doc = report(noise)
+        doc = report(noise, code=65)
         assert doc["incidents"] == [] and doc["verdict"]["incident"] is None
+        assert doc["verdict"]["cause"].startswith("no JarlPM event in ")
 
 
 # -- the benchmark ------------------------------------------------------------------------------------
