@@ -67,6 +67,7 @@ class Arbiter:
         self.phase_child: PhaseChild | None = None  # the phase process, while one runs
         self.completed_phases: list[str] = []
         self.rollout: Rollout[ServerProcess] | None = None  # the reload under way
+        self.deferred_give_up: tuple[GiveUp, ServerProcess] | None = None
 
     # -- the loop --------------------------------------------------------------------
     def prespawn(self) -> None:
@@ -100,10 +101,11 @@ class Arbiter:
         child, self.phase_child = self.phase_child, None
         assert child is not None
         outcome = child.outcome(wait_status)
-        self.completed_phases += child.completed
         if child.plan == "reload":
             reloading.migrated(self, outcome)
-        elif self.state == "stopping":  # stop() waits for it and decides the exit code
+            return
+        self.completed_phases += child.completed
+        if self.state == "stopping":  # stop() waits for it and decides the exit code
             if not child.stop_sent:
                 outcome.log_failure(self.log)
         elif outcome.kind == "ok" and child.plan == "start":
@@ -121,13 +123,18 @@ class Arbiter:
         """The schema is at head: the prespawned processes open their pools and serve."""
         self.released = True
         self.state = "running"
+        if self.deferred_give_up is not None:
+            self.give_up(*self.deferred_give_up)
+            return
         now = time.monotonic()
         for proc in self.processes():
             self.log.info("child.spawned", pid=proc.pid, worker=proc.slot, prespawned=True,
                           imported_for_ms=round((now - proc.spawned_at) * 1000))
             proc.release()
         for slot, existing in self.slots.items():
-            if existing is None:  # not prespawned (development mode's embedded database)
+            # Not prespawned (development mode's embedded database); a slot whose process
+            # died during the phases is restarted with its backoff (``restart_due``).
+            if existing is None and slot not in self.restart_due:
                 self.slots[slot] = self.spawn(slot)
 
     def processes(self) -> list[ServerProcess]:
@@ -206,10 +213,7 @@ class Arbiter:
         return proc
 
     def find(self, pid: int) -> ServerProcess | None:
-        for proc in self.processes():
-            if proc.pid == pid:
-                return proc
-        return None
+        return next((p for p in self.processes() if p.pid == pid), None)
 
     def reap(self) -> None:
         for pid, status in reaper.reap_any():
@@ -249,6 +253,11 @@ class Arbiter:
             reloading.new_process_died(self, proc, exit_status.describe())
             return
         decision = self.policy.on_exit(proc.slot, was_ready, proc.uptime())
+        if isinstance(decision, GiveUp) and not self.released:
+            # Died importing the app during the phases: give up once they are over,
+            # never by killing a migration half-way.
+            self.deferred_give_up = (decision, proc)
+            return
         if isinstance(decision, GiveUp):
             self.give_up(decision, proc)
             return

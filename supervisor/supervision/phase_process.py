@@ -99,13 +99,14 @@ class PhaseChild:
         return self.process.pid
 
     def _emit(self, event: dict[str, Any]) -> None:
-        if event.get("event") == "phase.started":
+        name = event.get("event")
+        if name == "phase.started":
             self.current_phase = str(event.get("phase"))
-        elif event.get("event") == "phase.completed":
+        elif name == "phase.completed":
             self.completed.append(str(event.get("phase")))
-        if event.get("event") == "phase.failed":
+        elif name == "phase.failed":
             self.failure = dict(event)
-        elif event.get("event") == "supervisor.crashed":
+        elif name == "supervisor.crashed":
             self.crash = dict(event)
         logsetup.relay_line(event)
 
