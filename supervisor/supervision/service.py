@@ -125,7 +125,7 @@ def run(check: str | None = None) -> int:
             arbiter.env = _server_env(ctx.settings)
         code = arbiter.run(check or "start")
         if check and code == ExitCode.OK:
-            log.info("check.passed", phases=["validate_env", *arbiter.completed_phases],
+            log.info("check.passed", phases=arbiter.completed_phases,
                      duration_ms=round((time.monotonic() - started) * 1000))
     except StopRequested as stop:
         log.info("supervisor.stopping", signal=stop.signame, graceful=True, during="phases")

@@ -29,12 +29,12 @@ def stop(arb: Arbiter, graceful: bool, signame: str | None, exit_code: ExitCode 
     """Let the phases end, drain, TERM, wait GRACEFUL_TIMEOUT, KILL; then clear every descendant."""
     if arb.state == "stopping":
         return
-    during = {"during": "phases"} if arb.state == "starting" else {}
+    fields: dict[str, object] = {"during": "phases"} if arb.state == "starting" else {
+        "drain_delay_s": arb.settings.drain_delay if graceful else 0,
+        "graceful_timeout_s": arb.settings.graceful_timeout if graceful else 0}
     arb.state = "stopping"
     arb.restart_due.clear()
-    arb.log.info("supervisor.stopping", signal=signame, graceful=graceful,
-                 drain_delay_s=arb.settings.drain_delay if graceful else 0,
-                 graceful_timeout_s=arb.settings.graceful_timeout if graceful else 0, **during)
+    arb.log.info("supervisor.stopping", signal=signame, graceful=graceful, **fields)
     arb.notifier.stopping()
     graceful = wait_for_phases(arb, graceful)
     discard_spares(arb)

@@ -54,7 +54,7 @@ class TestCheckIsReadOnly:
         assert report["revision"] == [repo_head()] and report["head"] == "x_fails"
         assert [(p["revision"], p["message"]) for p in report["pending"]] == [
             ("x_fails", "Test fixture: creates a table, then trips over an existing column (SQLSTATE 42701).")]
-        assert sup.find("check.passed")[0]["phases"] == ["validate_env", "wait_for_db", "migrate", "warm_pool"]
+        assert sup.find("check.passed")[0]["phases"] == ["wait_for_db", "migrate", "warm_pool"]
         assert not sup.find("migrate.step") and not sup.find("child.spawned")
 
     def test_development_reset_is_reported_not_done(self, app_db: str, tmp_path: Path) -> None:
@@ -68,6 +68,19 @@ class TestCheckIsReadOnly:
         assert sup.find("check.migrations")[0]["reset"] is True
         assert not sup.find("db.reset")
         assert query(app_db, "SELECT title FROM epics") == [("keep me",)]
+
+
+    def test_database_ahead_is_refused_when_configured(self, app_db: str, tmp_path: Path) -> None:
+        """A revision this code does not know, with MIGRATION_DATABASE_AHEAD=refuse: 65, as a start would."""
+        migrate_to_repo_head(app_db)
+        query(app_db, "UPDATE alembic_version SET version_num = 'zz_from_a_newer_release'")
+        before = catalog(app_db)
+        env = check_env(app_db, make_alembic(tmp_path), MIGRATION_DATABASE_AHEAD="refuse")
+        with running(env, args=("check",)) as sup:
+            assert sup.wait_exit() == ExitCode.DATAERR
+        failed = sup.find("phase.failed", phase="migrate")[0]
+        assert failed["database_revision"] == ["zz_from_a_newer_release"]
+        assert catalog(app_db) == before
 
 
 class TestRehearsal:
