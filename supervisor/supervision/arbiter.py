@@ -110,7 +110,8 @@ class Arbiter:
                 outcome.log_failure(self.log)
         elif outcome.kind == "ok" and child.plan == "start":
             self.release()
-        elif outcome.kind == "ok":
+        elif outcome.kind == "ok":  # ``check``: nothing to serve
+            self.state = "checked"
             self.exit_code = ExitCode.OK
         elif outcome.kind == "interrupted":  # a stop signal reached it before us (a terminal's ^C)
             stopping.stop(self, graceful=True, signame=None)

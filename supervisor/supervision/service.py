@@ -124,7 +124,7 @@ def run(check: str | None = None) -> int:
             arbiter.settings = ctx.settings
             arbiter.env = _server_env(ctx.settings)
         code = arbiter.run(check or "start")
-        if check and code == ExitCode.OK:
+        if arbiter.state == "checked":  # not a stop requested during the check
             log.info("check.passed", phases=arbiter.completed_phases,
                      duration_ms=round((time.monotonic() - started) * 1000))
     except StopRequested as stop:

@@ -7,6 +7,7 @@ compared before and after.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import structlog
@@ -15,6 +16,7 @@ from procs import APPS, base_env, running
 
 from supervisor.contract import config
 from supervisor.contract.exitcodes import ExitCode
+from supervisor.database.pgcluster import free_port
 from supervisor.migrations import migrator
 from supervisor.system.signals import SignalQueue
 
@@ -81,6 +83,17 @@ class TestCheckIsReadOnly:
         failed = sup.find("phase.failed", phase="migrate")[0]
         assert failed["database_revision"] == ["zz_from_a_newer_release"]
         assert catalog(app_db) == before
+
+
+    def test_stop_during_the_check_is_not_a_pass(self, tmp_path: Path) -> None:
+        """SIGTERM while the check waits for the database: exit 0 (a requested stop), no check.passed."""
+        url = f"postgresql://u:p@127.0.0.1:{free_port()}/db"
+        with running(check_env(url, make_alembic(tmp_path), DB_WAIT_TIMEOUT="60"), args=("check",)) as sup:
+            sup.wait_event("db.wait.retry", timeout=30)
+            sup.signal(signal.SIGTERM)
+            assert sup.wait_exit(30) == ExitCode.OK
+        assert sup.find("phase.interrupted", phase="wait_for_db")
+        assert not sup.find("check.passed")
 
 
 class TestRehearsal:
