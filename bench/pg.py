@@ -107,7 +107,9 @@ class BenchDatabase:
     def verified_copy(self, template: str) -> str:
         """A copy of ``template`` as an earlier start of the supervisor leaves it: stamped, models verified.
 
-        ``jarlpm check`` runs the start-up phases without a server.  A restart of the
+        ``jarlpm migrate upgrade`` (to head) runs the migrate phase's full path without a
+        server: it stamps the database and records the models as verified (``jarlpm
+        check`` is read-only and would leave it as it was).  A restart of the
         same release finds this (and skips the model comparison); the first start on a
         database that plain ``alembic`` migrated does not.
         """
@@ -118,10 +120,10 @@ class BenchDatabase:
             env = {"PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", "HOME": os.environ.get("HOME", "/"),
                    "DATABASE_URL": self.app_url(name), "PYTHONPATH": str(REPO), "JARLPM_STATE_DIR": state,
                    "LOG_FORMAT": "json"}
-            result = subprocess.run([str(PYTHON), "-m", "supervisor", "check"], cwd=REPO, env=env,
+            result = subprocess.run([str(PYTHON), "-m", "supervisor", "migrate", "upgrade"], cwd=REPO, env=env,
                                     capture_output=True, text=True, timeout=300)
         if result.returncode != 0:
-            raise RuntimeError(f"jarlpm check failed for the verified template: {result.stdout[-2000:]}")
+            raise RuntimeError(f"jarlpm migrate upgrade failed for the verified template: {result.stderr[-2000:]}")
         return name
 
     def fresh(self, template: str) -> tuple[str, str]:

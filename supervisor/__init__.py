@@ -7,9 +7,10 @@ Four kinds of process run this package's code, and each subpackage belongs to on
   that owns the socket and every child); ``logs`` writes its stream.
 - a **server process** (``python -m supervisor.server.worker``): ``server`` runs uvicorn
   on the inherited socket and talks to the arbiter over the control channel.
-- the **phase process** (``python -m supervisor.supervision.phase_process``): runs the
-  database phases of ``phases`` (wait for the database, ``migrations``, warm the pool)
-  so that SQLAlchemy, Alembic and psycopg2 never load into the long-lived supervisor.
+- the **phase process** (``python -m supervisor.supervision.phase_process PLAN``): runs a
+  plan of database phases of ``phases`` (wait for the database, ``migrations``, warm the
+  pool) for ``run``, a reload and ``check``, so that SQLAlchemy, Alembic and psycopg2
+  never load into the long-lived supervisor; it ends with the supervisor.
 - the **PostgreSQL guard** (``python -m supervisor.database.pgguard``): stops a cluster
   we started if its owner dies.
 

@@ -25,10 +25,10 @@ def _cmd_run(_args: argparse.Namespace) -> int:
     return service.run()
 
 
-def _cmd_check(_args: argparse.Namespace) -> int:
+def _cmd_check(args: argparse.Namespace) -> int:
     from supervisor.supervision import service
 
-    return service.run(check_only=True)
+    return service.run(check="rehearse" if args.rehearse else "check")
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -52,9 +52,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                          description="Validate the environment, wait for the database, apply "
                          "migrations, warm the pool, then spawn and supervise the server processes.")
     run.set_defaults(handler=_cmd_run)
-    check = sub.add_parser("check", help="run every phase but the server: a pre-flight for CI/CD",
-                           description="Run validate_env, wait_for_db, migrate and warm_pool, then "
-                           "exit 0 without starting the server.")
+    check = sub.add_parser("check", help="a read-only pre-flight for CI/CD: changes nothing",
+                           description="Check the configuration, that the database accepts these "
+                           "credentials, that the migrations have one head and that the database is "
+                           "not ahead; list the revisions a start would apply; compare the models "
+                           "when the database is at head; check the connection budget.  Changes "
+                           "nothing (unlike `jarlpm run`, it never migrates nor resets).  Same exit "
+                           "codes as `jarlpm run`.")
+    check.add_argument("--rehearse", action="store_true",
+                       help="also apply the pending migrations in one transaction that is rolled "
+                            "back, and compare the models with the result")
     check.set_defaults(handler=_cmd_check)
     status = sub.add_parser("status", help="show the running supervisor's state",
                             description="Ask the running supervisor (over its Unix socket in "

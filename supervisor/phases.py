@@ -1,17 +1,21 @@
-"""The ordered start-up phases and the runner that times and logs them.
+"""The ordered phases, the plans that list them (once), and the runner that times and logs them.
 
 A phase is a small object with a ``name`` and ``run(ctx)``.  The runner logs
 ``phase.started``/``phase.completed``/``phase.failed`` exactly once each and records
 a frozen result; phases raise ``SupervisorError`` (exit code + hint) and never exit.
-``validate_env`` happens in ``main`` before logging can even be configured, and is
-logged through the same runner.
+
+``validate_env`` runs in the supervisor itself (``supervision.service``), before the
+socket is bound, and logs the same three events; so does ``embedded_db`` (the
+supervisor owns the PostgreSQL it starts).  The database phases run in the phase
+process, by *plan* (``PLANS``): ``start`` at start-up, ``reload`` on SIGHUP, ``check``
+and ``rehearse`` for ``jarlpm check``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from supervisor.contract import dburl
@@ -96,10 +100,15 @@ class MigratePhase:
     """Refuse several heads; bring the schema to head once across replicas (see ``migrator``).
 
     A restart of a release already verified is recognised first without Alembic
-    (``quickcheck``).
+    (``quickcheck``).  ``reset`` is true in the start-up plan only: DB_RESET_ON_STARTUP
+    means once per start of the supervisor, and a reload's run (a fresh process that
+    remembers nothing) must not drop the data again.
     """
 
     name = "migrate"
+
+    def __init__(self, reset: bool) -> None:
+        self.reset = reset
 
     def budget(self, settings: Settings) -> float:
         return settings.migration_lock_timeout + 600
@@ -107,6 +116,8 @@ class MigratePhase:
     def run(self, ctx: PhaseContext) -> None:
         from supervisor.migrations import quickcheck
 
+        if not self.reset:
+            ctx.settings = replace(ctx.settings, db_reset_on_startup=False)
         verified = quickcheck.verified_restart(ctx.settings)
         if verified is not None:  # a restart of a release already verified: Alembic not needed
             ctx.log.info("migrate.up_to_date", revision=verified.revision, locked=False,
@@ -119,6 +130,24 @@ class MigratePhase:
         result = migrator.migrate_to_head(ctx.settings, ctx.signals, ctx.log)
         ctx.facts["head"] = result.head
         ctx.facts["applied"] = result.applied
+
+
+class CheckMigrationsPhase:
+    """``jarlpm check``'s migrate phase: read-only (see ``migrations.preflight``); ``rehearse`` rolls back."""
+
+    name = "migrate"
+
+    def __init__(self, rehearse: bool) -> None:
+        self.rehearse = rehearse
+
+    def budget(self, settings: Settings) -> float:
+        return 600
+
+    def run(self, ctx: PhaseContext) -> None:
+        from supervisor.migrations import preflight
+
+        pending = preflight.inspect(ctx.settings, ctx.log, self.rehearse)
+        ctx.facts["pending"] = [p.revision for p in pending]
 
 
 class WarmPoolPhase:
@@ -171,21 +200,19 @@ class WarmPoolPhase:
         ctx.facts["budget"] = fields
 
 
-def startup_phases(settings: Settings) -> list[Phase]:
-    """The phases after validate_env, in order."""
-    phases: list[Phase] = []
-    if settings.embedded_database:
-        phases.append(EmbeddedDatabasePhase())
-    phases += [WaitForDatabasePhase(), MigratePhase(), WarmPoolPhase()]
-    return phases
+# The database phases of each plan, in order: the one list of them.  ``jarlpm check``
+# runs the same phases as a start, with a migrate phase that changes nothing.
+PLANS: dict[str, Callable[[], list[Phase]]] = {
+    "start": lambda: [WaitForDatabasePhase(), MigratePhase(reset=True), WarmPoolPhase()],
+    "reload": lambda: [MigratePhase(reset=False)],
+    "check": lambda: [WaitForDatabasePhase(), CheckMigrationsPhase(rehearse=False), WarmPoolPhase()],
+    "rehearse": lambda: [WaitForDatabasePhase(), CheckMigrationsPhase(rehearse=True), WarmPoolPhase()],
+}
 
 
-def database_phases(names: Sequence[str]) -> list[Phase]:
-    """The named database phases (run by the phase process), in the given order."""
-    known: dict[str, Callable[[], Phase]] = {
-        "wait_for_db": WaitForDatabasePhase, "migrate": MigratePhase, "warm_pool": WarmPoolPhase,
-    }
-    return [known[name]() for name in names]
+def plan(name: str) -> list[Phase]:
+    """The phases of plan ``name`` (a key of ``PLANS``), ready to run."""
+    return PLANS[name]()
 
 
 class PhaseRunner:

@@ -3,7 +3,9 @@
 ``alembic_api`` (config, heads, paths between revisions), ``lock`` (the replica-wide
 advisory lock), ``steps`` (apply or revert one revision at a time, watched for
 blockers), ``migrator`` (the migrate phase: to head exactly once across replicas,
-then drift), ``quickcheck`` + ``fingerprint`` (a verified restart recognised with
+then drift), ``preflight`` (``jarlpm check``'s read-only migrate phase and its
+rolled-back rehearsal), ``inflight`` (the open migration connections, cancelled when
+the supervisor dies), ``quickcheck`` + ``fingerprint`` (a verified restart recognised with
 psycopg2 alone), ``drift`` (models vs. database), ``stamp`` (the environment stamp
 and the development-only reset), ``operations`` + ``revisions`` + ``commands`` +
 ``cli`` (``jarlpm migrate``).

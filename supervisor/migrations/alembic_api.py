@@ -26,6 +26,7 @@ from alembic import command
 from supervisor.contract import dburl, sqltext
 from supervisor.contract.exitcodes import ExitCode, SupervisorError
 from supervisor.contract.paths import alembic_ini
+from supervisor.migrations import inflight
 
 # Two int4 keys ("Jarl", "PM01"): pg_locks shows them as classid/objid with objsubid 2.
 
@@ -81,11 +82,15 @@ def known_revisions(script: ScriptDirectory) -> set[str]:
 
 
 def engine_for(url: str) -> sa.Engine:
-    """A pool-less engine for migrations (each phase opens and closes what it needs)."""
-    return sa.create_engine(
+    """A pool-less engine for migrations (each phase opens and closes what it needs).
+
+    Its connections are tracked (``inflight``) so that a phase process whose supervisor
+    died can cancel the statement it is running.
+    """
+    return inflight.track(sa.create_engine(
         dburl.normalise(url), poolclass=sa.pool.NullPool,
         connect_args={"application_name": "jarlpm-migrate", "connect_timeout": 10},
-    )
+    ))
 
 
 def current_revisions(conn: sa.Connection) -> tuple[str, ...]:

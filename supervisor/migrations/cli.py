@@ -4,8 +4,8 @@ The command's result (SQL for review, the current revision, the history, a new
 file's path) goes to stdout; the events (JSON by default, ``LOG_FORMAT=console`` for
 people) go to stderr, so ``jarlpm migrate upgrade --sql > review.sql`` holds nothing
 but SQL.  Every failure is one ``migrate.failed`` event with the exit code of
-DESIGN.md and a hint.  ``add_parser`` wires the subcommand into ``jarlpm``;
-``main`` runs it alone (``python -m supervisor.migrations.cli``).
+DESIGN.md and a hint.  ``add_parser`` wires the subcommand into ``jarlpm``'s parser
+(``supervisor.main``), the one entry point.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, TextIO
 
@@ -235,32 +235,3 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                              "branches added migrations in parallel. No database needed.")
     mrg.add_argument("-m", "--message", default="merge heads", help="what the merge joins")
     mrg.set_defaults(handler=_bind(commands.merge))
-
-
-class UsageError(Exception):
-    """Bad command line: exit 64 (EX_USAGE), not argparse's 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        raise UsageError(f"{self.prog}: error: {message}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``jarlpm migrate ...`` on its own, until ``jarlpm``'s parser wires in ``add_parser``."""
-    parser = _Parser(prog="jarlpm")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-    add_parser(sub)
-    try:
-        args = parser.parse_args(argv)
-    except UsageError as exc:
-        print(exc, file=sys.stderr)
-        return int(ExitCode.USAGE)
-    result: int = args.handler(args)
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -30,15 +30,19 @@ from supervisor.migrations import fingerprint
 MAX_LISTED = 50
 
 
-def compare(cfg: Config, script: ScriptDirectory, conn: sa.Connection) -> list[Any]:
-    """Alembic's raw differences between ``env.py``'s target metadata and the database."""
+def compare(cfg: Config, script: ScriptDirectory, conn: sa.Connection, within: bool = False) -> list[Any]:
+    """Alembic's raw differences between ``env.py``'s target metadata and the database.
+
+    ``within``: compare inside the caller's open transaction (``jarlpm check
+    --rehearse`` compares the models with migrations it will roll back) and leave it open.
+    """
     found: list[Any] = []
 
     def collect(_rev: Any, context: MigrationContext) -> list[Any]:
         found.extend(compare_metadata(context, context.opts["target_metadata"]))
         return []
 
-    if conn.in_transaction():
+    if conn.in_transaction() and not within:
         conn.commit()
     cfg.attributes["connection"] = conn
     try:
@@ -46,8 +50,9 @@ def compare(cfg: Config, script: ScriptDirectory, conn: sa.Connection) -> list[A
             script.run_env()
     finally:
         cfg.attributes.pop("connection", None)
-        # Reflection ran in a read-only transaction: end it, nothing to keep.
-        conn.rollback()
+        if not within:
+            # Reflection ran in a read-only transaction: end it, nothing to keep.
+            conn.rollback()
     return found
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg2
@@ -64,17 +64,10 @@ def locked_engine(settings: Settings, signals: SignalQueue, log: Any) -> Iterato
         engine.dispose()
 
 
-# Databases this process has already reset: DB_RESET_ON_STARTUP means at start-up, and
-# a SIGHUP reload re-runs the migrate phase, which must not wipe the data again.
-_reset_done: set[str] = set()
-
-
 def migrate_to_head(settings: Settings, signals: SignalQueue, log: Any) -> MigrationResult:
     """Bring the database to head and check drift (see module docstring); raises ``SupervisorError``."""
     url = settings.migration_url
     assert url is not None
-    if settings.db_reset_on_startup and url in _reset_done:
-        settings = replace(settings, db_reset_on_startup=False)
     try:
         return _migrate(settings, url, signals, log)
     except (sa.exc.DBAPIError, psycopg2.Error) as exc:
@@ -115,7 +108,7 @@ def _without_lock(settings: Settings, cfg: Config, script: ScriptDirectory, head
     current = current_revisions(conn)
     unknown = [rev for rev in current if rev not in known_revisions(script)]
     if unknown:
-        return _database_ahead(settings, head, unknown, log)
+        return database_ahead(settings, head, unknown, log)
     if current != (head,) or not stamp.satisfied(conn, settings.jarlpm_env):
         conn.rollback()
         return None
@@ -165,7 +158,7 @@ def verify_models(cfg: Config, script: ScriptDirectory, conn: sa.Connection, hea
         # ahead of our models, which is the database_ahead case, not drift.
         unknown = [rev for rev in now_at if rev not in known_revisions(script)]
         if unknown:
-            _database_ahead(settings, head, unknown, log)
+            database_ahead(settings, head, unknown, log)
             return DriftCheck("skipped_database_ahead", _ms_since(started))
     raise drift.drift_error(differences, head)
 
@@ -174,7 +167,8 @@ def _ms_since(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
 
 
-def _database_ahead(settings: Settings, head: str, unknown: list[str], log: Any) -> MigrationResult:
+def database_ahead(settings: Settings, head: str, unknown: list[str], log: Any) -> MigrationResult:
+    """The database is at revisions this code does not know: warn and go on, or refuse (65)."""
     if settings.migration_database_ahead == "refuse":
         raise SupervisorError(
             f"the database is at revision {', '.join(unknown)}, which this code does not know "
@@ -193,13 +187,12 @@ def _upgrade_locked(settings: Settings, conn: sa.Connection, cfg: Config, script
                     head: str, signals: SignalQueue, log: Any) -> MigrationResult:
     if settings.db_reset_on_startup:
         stamp.reset_schema(conn, settings, log)
-        _reset_done.add(settings.migration_url or "")
     current = current_revisions(conn)
     conn.rollback()
     unknown = [rev for rev in current if rev not in known_revisions(script)]
     if unknown:
         # Another replica, running newer code, migrated while we waited for the lock.
-        return _database_ahead(settings, head, unknown, log)
+        return database_ahead(settings, head, unknown, log)
     from_revision = current[0] if current else None
     applied: list[str] = []
     if current != (head,):

@@ -128,14 +128,8 @@ def _droppable(conn: sa.Connection) -> list[tuple[str, str]]:
     return found
 
 
-def reset_schema(conn: sa.Connection, settings: Settings, log: Any) -> list[str]:
-    """Drop every table, view, sequence, routine and type of the current schema (development only).
-
-    One transaction: a reset that fails half-way drops nothing.  The migrations then
-    rebuild the schema from scratch, exactly as in production (never ``create_all``).
-    """
-    stamped = read(conn)
-    conn.commit()
+def refuse_reset(settings: Settings, stamped: str | None) -> None:
+    """Raise (exit 78) unless a reset is allowed: development, and never stamped ``production``."""
     if not settings.development or stamped == "production":
         raise SupervisorError(
             f"DB_RESET_ON_STARTUP refused: the database is stamped {stamped!r}"
@@ -145,6 +139,17 @@ def reset_schema(conn: sa.Connection, settings: Settings, log: Any) -> list[str]
             "DB_RESET_ON_STARTUP, or point DATABASE_URL at a development database",
             stamped_environment=stamped,
         )
+
+
+def reset_schema(conn: sa.Connection, settings: Settings, log: Any) -> list[str]:
+    """Drop every table, view, sequence, routine and type of the current schema (development only).
+
+    One transaction: a reset that fails half-way drops nothing.  The migrations then
+    rebuild the schema from scratch, exactly as in production (never ``create_all``).
+    """
+    stamped = read(conn)
+    conn.commit()
+    refuse_reset(settings, stamped)
     objects = _droppable(conn)
     dropped = [f"{kind.lower()} {name}" for kind, name in objects]
     for kind, name in objects:

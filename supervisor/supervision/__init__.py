@@ -1,10 +1,13 @@
 """The supervisor process: one loop owning the listening socket and every child process.
 
-``service`` is ``jarlpm run``/``check`` as ordered steps; ``arbiter`` is the loop
-(spawn, reap, heartbeats, restarts, reload, stop); ``server_process`` is its handle on
-one server process; ``phase_process`` both ends of the phase process protocol;
-``restart_policy`` the pure restart and crash-loop rules; ``listener`` (the socket);
-``handover`` (database URLs to children by descriptor, never in their environment);
+``service`` is ``jarlpm run``/``check`` as ordered steps; ``arbiter`` is the one loop
+(the phase process, spawn, reap, restarts), with ``hangs`` (heartbeats, stack dumps),
+``reloading`` (SIGHUP, carrying out the decisions of the pure ``rollout``) and
+``stopping`` (drain, TERM, KILL, no orphans); ``server_process`` is its handle on one
+server process;
+``phase_process`` both ends of the phase process protocol; ``restart_policy`` the
+pure restart and crash-loop rules; ``listener`` (the socket); ``handover`` (database
+URLs to children by descriptor, never in their environment);
 ``status``/``statuscli`` (``jarlpm status`` over a Unix socket).
 
 Runs in: the supervisor.  May import: ``contract``, ``system``, ``logs``, ``phases``

@@ -2,15 +2,16 @@
 
 ``run`` is: configure logging, install signal handling, validate the environment,
 bind the socket and prespawn the server processes (imports overlap the phases),
-run the phases, supervise, stop whatever the phases started, report the exit code.
+start the embedded database in development mode, then hand over to the arbiter's
+loop (the database phases in a phase process, then supervision), stop whatever the
+phases started, report the exit code.  ``check`` is the same without socket or
+server processes, with a read-only plan.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import select
-import signal
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -20,18 +21,18 @@ from typing import TYPE_CHECKING, Any
 from supervisor.contract import config, dburl
 from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
 from supervisor.logs import logsetup
-from supervisor.supervision import handover, listener
+from supervisor.supervision import handover, listener, stopping
 from supervisor.supervision.arbiter import Arbiter
 from supervisor.supervision.status import StatusServer, socket_path
 from supervisor.system import reaper
 from supervisor.system.notify import Notifier
-from supervisor.system.signals import STOP_SIGNALS, SignalQueue
+from supervisor.system.signals import SignalQueue
 
 if TYPE_CHECKING:
     from supervisor.phases import PhaseContext
 
 
-def _validate(log: Any, notifier: Notifier, signals: SignalQueue) -> config.Settings:
+def _validate(log: Any) -> config.Settings:
     """The validate_env phase: every variable at once; one event with every problem (exit 78)."""
     log.info("phase.started", phase="validate_env")
     started = time.monotonic()
@@ -85,8 +86,13 @@ def _fail(log: Any, exc: SupervisorError, phase: str | None) -> None:
               error=exc.message, hint=exc.hint, **exc.fields)
 
 
-def run(check_only: bool = False) -> int:
-    """The supervisor's whole life; returns the process exit code."""
+def run(check: str | None = None) -> int:
+    """The supervisor's whole life; returns the process exit code.
+
+    ``check`` (``"check"`` or ``"rehearse"``) is ``jarlpm check``: the same phases in
+    the same phase process, under the same loop, with a read-only migrate phase and
+    no socket nor server process.
+    """
     fmt, level = config.log_settings_only(os.environ)
     logsetup.configure(fmt, level)
     log = logsetup.get_logger()
@@ -102,42 +108,25 @@ def run(check_only: bool = False) -> int:
     try:
         started = time.monotonic()
         notifier.extend_timeout(30)
-        settings = _validate(log, notifier, signals)
-        sock = None if check_only else listener.bind(settings.host, settings.port)
-        status = None if sock is None else _status_server(log)
+        settings = _validate(log)
+        sock = None if check else listener.bind(settings.host, settings.port)
+        status = None if check else _status_server(log)
         _finish_validation(log, started)
         phase = "supervise"
-        if sock is not None:
-            arbiter = Arbiter(settings, signals, log, notifier, sock, _server_env(settings),
-                              status=status, protected_pids=lambda: _protected(ctx))
-            if not settings.embedded_database:
-                # Imports overlap the phases; the processes wait for "go" before opening pools.
-                arbiter.prespawn()
-        from supervisor.phases import (
-            EmbeddedDatabasePhase,
-            PhaseContext,
-            PhaseRunner,
-            startup_phases,
-        )
-
-        ctx = PhaseContext(settings=settings, signals=signals, log=log, notifier=notifier)
-        runner = PhaseRunner(ctx)
-        if arbiter is None:
-            with notifier.keepalive():
-                runner.run_all(startup_phases(settings))
-            log.info("check.passed", phases=[r.name for r in runner.results],
-                     duration_ms=round((time.monotonic() - started) * 1000))
-            code = ExitCode.OK
-        else:
-            if settings.embedded_database:
-                runner.run(EmbeddedDatabasePhase())
-            env = _server_env(ctx.settings)
-            with notifier.keepalive():
-                _run_database_phases(DATABASE_PHASES, ctx.settings, env, signals, notifier, arbiter)
+        arbiter = Arbiter(settings, signals, log, notifier, sock, _server_env(settings),
+                          status=status, protected_pids=lambda: _protected(ctx))
+        if sock is not None and not settings.embedded_database:
+            # Imports overlap the phases; the processes wait for "go" before opening pools.
+            arbiter.prespawn()
+        if settings.embedded_database:
+            ctx = _embedded_database(settings, signals, log, notifier)
+            arbiter.completed_phases.append("embedded_db")
             arbiter.settings = ctx.settings
-            arbiter.env = env
-            arbiter.reload_phases = ["migrate"]
-            code = arbiter.run()
+            arbiter.env = _server_env(ctx.settings)
+        code = arbiter.run(check or "start")
+        if arbiter.state == "checked":  # not a stop requested during the check
+            log.info("check.passed", phases=arbiter.completed_phases,
+                     duration_ms=round((time.monotonic() - started) * 1000))
     except StopRequested as stop:
         log.info("supervisor.stopping", signal=stop.signame, graceful=True, during="phases")
         code = ExitCode.OK
@@ -151,7 +140,7 @@ def run(check_only: bool = False) -> int:
         code = ExitCode.SOFTWARE
     finally:
         if arbiter is not None and arbiter.exit_code is None:
-            arbiter.abort()
+            stopping.abort(arbiter)
         if ctx is not None:
             for stop_hook in reversed(ctx.on_stop):
                 with contextlib.suppress(Exception):
@@ -159,50 +148,20 @@ def run(check_only: bool = False) -> int:
         if status is not None:
             status.close()
         if arbiter is not None:
-            arbiter.clear_descendants()
+            stopping.clear_descendants(arbiter)
         signals.restore()
     return _stopped(log, code)
 
 
-DATABASE_PHASES = ["wait_for_db", "migrate", "warm_pool"]
+def _embedded_database(settings: config.Settings, signals: SignalQueue, log: Any,
+                       notifier: Notifier) -> PhaseContext:
+    """Development mode without DATABASE_URL: the supervisor itself owns a PostgreSQL (a phase)."""
+    from supervisor.phases import EmbeddedDatabasePhase, PhaseContext, PhaseRunner
 
-
-def _run_database_phases(names: list[str], settings: config.Settings, env: dict[str, str],
-                         signals: SignalQueue, notifier: Notifier, arbiter: Arbiter) -> None:
-    """Run the phases in a phase process (see ``phase_process`` for why), forwarding stop signals to it.
-
-    ``jarlpm status`` is answered meanwhile (state ``starting`` and the phase), since a
-    wait for the database or for another replica's migration can last minutes.
-    """
-    from supervisor.supervision.phase_process import PhaseChild
-
-    notifier.extend_timeout(settings.db_wait_timeout + settings.migration_lock_timeout + 660)
-    child = arbiter.phase_child = PhaseChild(names, env)
-    try:
-        while True:
-            fds = [signals.fileno] + ([arbiter.status.fileno()] if arbiter.status is not None else [])
-            with contextlib.suppress(InterruptedError):
-                select.select(fds, [], [], 0.2)
-            for sig in signals.drain():
-                if sig in STOP_SIGNALS:
-                    child.request_stop(signal.SIGKILL if sig == signal.SIGQUIT else signal.SIGTERM)
-            arbiter.serve_status()
-            pid, status = os.waitpid(child.pid, os.WNOHANG)
-            if pid:
-                break
-    finally:
-        arbiter.phase_child = None
-    outcome = child.outcome(status)
-    if outcome.kind == "interrupted" or signals.stop_pending():
-        raise StopRequested(signals.name(signals.stop_signal or signal.SIGTERM))
-    if outcome.kind == "failed":
-        try:
-            code = ExitCode(outcome.exit_code)
-        except ValueError:
-            code = ExitCode.SOFTWARE
-        error = SupervisorError(outcome.error, code, outcome.hint)
-        error.logged = child.failure is not None  # the child logged its phase.failed
-        raise error
+    ctx = PhaseContext(settings=settings, signals=signals, log=log, notifier=notifier)
+    with notifier.keepalive():
+        PhaseRunner(ctx).run(EmbeddedDatabasePhase())
+    return ctx
 
 
 def _status_server(log: Any) -> StatusServer | None:

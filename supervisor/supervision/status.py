@@ -11,12 +11,16 @@ import contextlib
 import json
 import os
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor.contract.exitcodes import ExitCode, SupervisorError
 from supervisor.contract.paths import data_dir
+
+if TYPE_CHECKING:
+    from supervisor.supervision.arbiter import Arbiter
 
 SOCKET_NAME = "jarlpm.sock"
 
@@ -119,3 +123,26 @@ def query(path: Path | None = None, timeout: float = 3.0) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("unexpected status payload")
     return value
+
+
+def snapshot(arb: Arbiter) -> dict[str, Any]:
+    """What ``jarlpm status`` shows: the state, the phase running (if any), each slot's process."""
+    now = time.monotonic()
+    workers = []
+    for slot in sorted(arb.slots):
+        proc = arb.slots[slot]
+        workers.append({
+            "worker": slot,
+            "pid": proc.pid if proc else None,
+            "ready": bool(proc and proc.ready),
+            "uptime_s": round(proc.uptime(now), 1) if proc else None,
+            "heartbeat_age_s": round(now - proc.last_heartbeat, 1) if proc and proc.ready else None,
+            "restarts": arb.policy.restarts(slot),
+            "last_exit": arb.last_exit.get(slot),
+            "restart_in_s": round(arb.restart_due[slot] - now, 1) if slot in arb.restart_due else None,
+        })
+    phases = arb.phase_child
+    return {"state": arb.state, "ready": arb.announced_ready and arb.healthy(),
+            "phase": phases.current_phase if phases is not None else None,
+            "uptime_s": round(now - arb.started_at, 1), "reloads": arb.reloads,
+            "listen": f"{arb.settings.host}:{arb.settings.port}", "workers": workers}

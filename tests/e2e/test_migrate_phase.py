@@ -170,12 +170,22 @@ class TestDrift:
         never_served(sup)
 
     def test_check_preflight_refuses_the_same_drift(self, app_db: str, tmp_path: Path) -> None:
-        """`jarlpm check` runs every phase but the server, so CI sees the drift before a deploy."""
+        """`jarlpm check` against a database at head compares the models, so CI sees the drift before a deploy."""
+        migrate(app_db)
         ini = make_alembic(tmp_path, backend=drifted_backend(tmp_path))
         with running(env_for(app_db, ini), args=("check",)) as sup:
             assert sup.wait_exit() == ExitCode.DATAERR
         assert sup.find("phase.failed", phase="migrate", exit_code=65)
         assert not sup.find("check.passed")
+
+    def test_rehearsal_finds_drift_on_an_empty_database(self, app_db: str, tmp_path: Path) -> None:
+        """`jarlpm check --rehearse` compares the models with the rolled-back result of the pending revisions."""
+        ini = make_alembic(tmp_path, backend=drifted_backend(tmp_path))
+        with running(env_for(app_db, ini), args=("check", "--rehearse")) as sup:
+            assert sup.wait_exit() == ExitCode.DATAERR
+        failed = sup.find("phase.failed", phase="migrate", exit_code=65)[0]
+        assert f"column epics.{DRIFT_COLUMN}: in the models, missing in the database" in failed["differences"]
+        assert revisions_in(app_db) == set() and tables_in(app_db) == set()
 
     def test_database_changed_by_hand_is_drift(self, app_db: str) -> None:
         """A column dropped outside the migrations is listed the same way, even after a cached check."""
@@ -408,15 +418,6 @@ class TestResetGuard:
         """Development without DB_RESET_ON_STARTUP keeps the data between starts."""
         self._with_data(app_db, JARLPM_ENV="development")
         _, events = migrate(app_db, JARLPM_ENV="development")
-        assert not [e for e in events if e["event"] == "db.reset"]
-        assert query(app_db, "SELECT count(*) FROM epics")[0][0] == 1
-
-    def test_a_reload_does_not_reset_again(self, app_db: str) -> None:
-        """SIGHUP re-runs the migrate phase: the database is reset once per supervisor process, not per reload."""
-        env = {"JARLPM_ENV": "development", "DB_RESET_ON_STARTUP": "true"}
-        migrate(app_db, **env)
-        query(app_db, "INSERT INTO epics (title) VALUES ('made after the start')")
-        _, events = migrate(app_db, **env)
         assert not [e for e in events if e["event"] == "db.reset"]
         assert query(app_db, "SELECT count(*) FROM epics")[0][0] == 1
 

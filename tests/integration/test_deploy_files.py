@@ -24,7 +24,7 @@ import pytest
 
 from supervisor.contract.config import Settings, load_settings
 from supervisor.contract.exitcodes import ExitCode
-from supervisor.supervision import arbiter
+from supervisor.supervision import hangs, stopping
 from supervisor.supervision.restart_policy import RestartPolicy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def defaults() -> Settings:
 
 def stop_budget(settings: Settings) -> float:
     """Seconds a graceful stop may take: drain, stop accepting, in-flight requests, the final kill wait."""
-    return settings.drain_delay + arbiter.CLOSE_GRACE + settings.graceful_timeout + arbiter.KILL_WAIT
+    return settings.drain_delay + stopping.CLOSE_GRACE + settings.graceful_timeout + stopping.KILL_WAIT
 
 
 def timespan(text: str) -> float:
@@ -189,7 +189,7 @@ class TestSystemdUnit:
         settings = validated(env_file(ENV_EXAMPLE))
         watchdog = timespan(one(unit, "WatchdogSec"))
         assert watchdog / 2 > settings.restart_backoff_max + STARTUP_ALLOWANCE
-        assert watchdog / 2 > arbiter.DUMP_WAIT + STARTUP_ALLOWANCE
+        assert watchdog / 2 > hangs.DUMP_WAIT + STARTUP_ALLOWANCE
         assert RestartPolicy(5, settings.restart_backoff_max).on_exit(0, True, 600).delay == 0
 
     def test_start_timeout_is_set(self, unit: dict[str, list[str]]) -> None:
@@ -406,7 +406,7 @@ class TestKubernetesDeployment:
     def test_liveness_lets_the_supervisor_handle_a_stall_first(self, container: dict[str, Any]) -> None:
         """Liveness fails later than HEARTBEAT_TIMEOUT, after which the supervisor replaces a stalled process."""
         settings = validated(container_env(container))
-        assert probe_budget(container["livenessProbe"]) > settings.heartbeat_timeout + arbiter.DUMP_WAIT
+        assert probe_budget(container["livenessProbe"]) > settings.heartbeat_timeout + hangs.DUMP_WAIT
 
     def test_probe_paths_are_served_by_the_app(self, container: dict[str, Any]) -> None:
         """Startup and liveness on /api/health (no database), readiness on /api/health/ready."""

@@ -1,6 +1,6 @@
 """``jarlpm migrate``: every action against real PostgreSQL, its exit codes, its stdout and its events.
 
-Most runs are in-process (``migrate_cli.main``, stdout and stderr captured at the
+Most runs are in-process (``supervisor.main.main``, stdout and stderr captured at the
 file-descriptor level); the ones that need another copy of the models, and one of
 each kind of exit, run ``python -m supervisor migrate`` as a process.
 """
@@ -30,10 +30,10 @@ from migration_fixtures import (
 )
 from procs import REPO, base_env
 
+from supervisor import main as jarlpm
 from supervisor.contract.exitcodes import ExitCode
 from supervisor.logs import logsetup
 from supervisor.migrations import alembic_api, lock, operations, revisions
-from supervisor.migrations import cli as migrate_cli
 
 APP_TABLES = {"epics", "features", "user_stories"}
 ACTIONS = ("upgrade", "downgrade", "current", "history", "check", "revision", "merge")
@@ -84,7 +84,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> I
         # A fresh log sink per run, writing to this test's captured stderr.
         monkeypatch.setattr(logsetup.LogRuntime, "sink", None)
         capfd.readouterr()
-        code = migrate_cli.main(["migrate", *args])
+        code = jarlpm.main(["migrate", *args])
         out, err = capfd.readouterr()
         return Run(code, out, err)
 
@@ -136,7 +136,7 @@ class TestCommandLine:
     def test_every_action_has_help(self, action: str, capsys: pytest.CaptureFixture[str]) -> None:
         """`jarlpm migrate ACTION --help` describes the action and exits 0."""
         with pytest.raises(SystemExit) as exited:
-            migrate_cli.main(["migrate", action, "--help"])
+            jarlpm.main(["migrate", action, "--help"])
         assert exited.value.code == 0
         assert f"migrate {action}" in capsys.readouterr().out
 
@@ -144,7 +144,7 @@ class TestCommandLine:
                                       ["migrate", "frobnicate"], ["migrate", "upgrade", "--bogus"]])
     def test_usage_errors_exit_64(self, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
         """Missing or unknown arguments: EX_USAGE, with the usage line on stderr."""
-        assert migrate_cli.main(argv) == ExitCode.USAGE
+        assert jarlpm.main(argv) == ExitCode.USAGE
         assert "usage:" in capsys.readouterr().err
 
     def test_runs_as_jarlpm_migrate_with_events_on_stderr(self, app_db: str) -> None:

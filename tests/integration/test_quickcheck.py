@@ -9,6 +9,7 @@ databases throughout; the code's side is changed through copies of the alembic_a
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -146,20 +147,22 @@ class TestFingerprintAgreesWithAlembic:
         assert fingerprint.code_roots(ini) is None
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # starts real supervisors
 class TestThroughTheSupervisor:
-    """`jarlpm check` twice, then a schema changed by hand: the quick path never hides drift."""
+    """Two starts, then a schema changed by hand: the quick path never hides drift."""
 
     def test_restart_is_cached_and_drift_still_refused(self, app_db: str) -> None:
         env = base_env(app_db, JARLPM_APP="sampleapp:app", JARLPM_APP_DIR=str(APPS))
         checks = []
         for _ in range(2):
-            with running(env, args=("check",)) as sup:
+            with running(env) as sup:
+                sup.wait_event("supervisor.ready", timeout=60)
+                sup.signal(signal.SIGTERM)
                 assert sup.wait_exit() == ExitCode.OK
             checks.append([e["drift_check"] for e in sup.find("migrate.up_to_date")])
-        assert checks == [[], ["cached"]], "the first check migrates (migrate.applied), the second is a restart"
+        assert checks == [[], ["cached"]], "the first start migrates (migrate.applied), the second is a restart"
         query(app_db, f"ALTER TABLE epics ADD COLUMN {DRIFT_COLUMN} integer")
-        with running(env, args=("check",)) as sup:
+        with running(env) as sup:
             assert sup.wait_exit() == ExitCode.DATAERR
         [failed] = sup.find("phase.failed", phase="migrate")
         assert f"column epics.{DRIFT_COLUMN}: in the database, not in the models" in failed["differences"]

@@ -1,0 +1,60 @@
+"""Hang detection: a server process whose event loop stalls is dumped (SIGUSR1 stacks), then killed.
+
+Ready processes send a heartbeat from their event loop; a released process that is
+not ready yet is stuck in its lifespan startup after ``startup_timeout``.  Either way
+faulthandler prints every thread's stack first, so ``child.unresponsive`` says where.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import TYPE_CHECKING
+
+from supervisor.supervision.server_process import ServerProcess
+
+if TYPE_CHECKING:
+    from supervisor.supervision.arbiter import Arbiter
+
+DUMP_WAIT = 2.0  # seconds a stalled process gets to print its stacks before SIGKILL
+
+
+def startup_timeout(arb: Arbiter) -> float:
+    """How long a released process may take to become ready (lifespan startup included)."""
+    return max(10.0, 2 * arb.settings.heartbeat_timeout)
+
+
+def check_heartbeats(arb: Arbiter) -> None:
+    now = time.monotonic()
+    for proc in arb.processes():
+        if not proc.alive or proc.stop_requested:
+            continue
+        if proc.ready:
+            stalled = now - proc.last_heartbeat
+            limit = arb.settings.heartbeat_timeout
+        elif proc.go_at is not None:
+            # Stuck in lifespan startup (a hung pool warm-up, a deadlock): same treatment.
+            stalled = now - proc.go_at
+            limit = startup_timeout(arb)
+        else:
+            continue
+        if proc.dump_requested_at is None and stalled > limit:
+            proc.dump_requested_at = now
+            proc.send_signal(signal.SIGUSR1)  # faulthandler prints every thread's stack
+        elif proc.dump_requested_at is not None:
+            dump_quiet = proc.dump.lines and now - proc.dump.last_line_at > 0.3
+            if dump_quiet or now - proc.dump_requested_at > DUMP_WAIT:
+                kill_unresponsive(arb, proc, stalled)
+
+
+def kill_unresponsive(arb: Arbiter, proc: ServerProcess, stalled: float) -> None:
+    stacks = proc.dump.take()
+    arb.log.error(
+        "child.unresponsive", pid=proc.pid, worker=proc.slot, stalled_s=round(stalled, 1),
+        during="serving" if proc.ready else "startup",
+        heartbeat_timeout_s=arb.settings.heartbeat_timeout, stacks=stacks,
+        hint="the event loop was blocked: a blocking call (sync I/O, time.sleep, a lock) in an "
+             "async endpoint? Use a def endpoint or run it in a thread; the stacks show where",
+    )
+    proc.unresponsive = True
+    proc.kill_group(signal.SIGKILL)
