@@ -11,11 +11,11 @@ from __future__ import annotations
 import difflib
 import ipaddress
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from supervisor.contract import dburl, paths
+from supervisor.contract import conventions, dburl, paths
 
 ENVIRONMENTS = ("production", "development")
 LOG_FORMATS = ("json", "console")
@@ -84,6 +84,8 @@ class Settings:
     log_format: str = "json"
     log_level: str = "info"
     alembic_ini: str = "alembic.ini"
+    metrics_port: int | None = None  # METRICS_PORT (conventions.py): None is off
+    metrics_host: str = "0.0.0.0"
     warnings: tuple[dict[str, str], ...] = field(default=(), compare=False)
 
     @property
@@ -140,6 +142,7 @@ KNOWN_VARIABLES: dict[str, str] = {
     "JARLPM_APP_DIR": "backend",
     "LOG_FORMAT": "json",
     "LOG_LEVEL": "info",
+    **conventions.KNOWN,
 }
 
 # Variables the supervisor sets or reads for its own machinery; not user configuration
@@ -193,6 +196,9 @@ class _Reader:
     def seconds(self, name: str, default: float, low: float, high: float) -> float:
         expected = f"a number of seconds from {low:g} to {high:g}"
         return float(self._number(name, default, float, "a number", low, high, expected))
+
+    def problem(self, variable: str, problem: str, expected: str) -> None:
+        self.problems.append(Problem(variable, problem, expected))
 
     def boolean(self, name: str, default: bool) -> bool:
         text = self.raw(name)
@@ -328,7 +334,7 @@ def load_settings(env: Mapping[str, str], read_file: Callable[[str], str] = _rea
         migration_database_ahead=r.choice("MIGRATION_DATABASE_AHEAD", "warn", AHEAD_POLICIES),
         host=_check_host(r),
         port=r.integer("PORT", 8001, 1, 65535),
-        workers=r.integer("WORKERS", 1, 1, 64),
+        workers=conventions.workers(r),
         graceful_timeout=r.seconds("GRACEFUL_TIMEOUT", 30, 0, 3600),
         drain_delay=r.seconds("DRAIN_DELAY", 0, 0, 3600),
         heartbeat_timeout=r.seconds("HEARTBEAT_TIMEOUT", 30, 1, 3600),
@@ -344,6 +350,8 @@ def load_settings(env: Mapping[str, str], read_file: Callable[[str], str] = _rea
         alembic_ini=_check_alembic_ini(r, env, is_file),
         warnings=_unknown_variable_warnings(env),
     )
+    settings = replace(settings, metrics_port=conventions.metrics_port(r, settings.port),
+                       metrics_host=conventions.metrics_host(r, settings.host))
     if r.problems:
         raise ConfigError(r.problems, settings.warnings)
     return settings

@@ -11,13 +11,14 @@ import contextlib
 import os
 import select
 import signal
+import sys
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
 # Only light modules here: the server processes are spawned right after validation, and
 # SQLAlchemy, Alembic and psycopg2 are imported (by the phases) while they import the app.
-from supervisor.contract import config, dburl
+from supervisor.contract import config, conventions, dburl
 from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
 from supervisor.logs import logsetup
 from supervisor.supervision import listener
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from supervisor.phases import PhaseContext
 
 
-def _validate(log: Any, notifier: Notifier, signals: SignalQueue) -> config.Settings:
+def _validate(log: Any, notifier: Notifier, signals: SignalQueue, command_format: str | None = None) -> config.Settings:
     """The validate_env phase: every variable at once; one event with every problem (exit 78)."""
     log.info("phase.started", phase="validate_env")
     started = time.monotonic()
@@ -48,7 +49,7 @@ def _validate(log: Any, notifier: Notifier, signals: SignalQueue) -> config.Sett
                 else "no JarlPM setting has this name; remove it or fix the spelling")
         log.warning("config.unknown_variable", variable=warning["variable"],
                     suggestion=warning["suggestion"] or None, hint=hint)
-    logsetup.configure(settings.log_format, settings.log_level)
+    logsetup.configure(command_format or settings.log_format, settings.log_level)
     return settings
 
 
@@ -88,7 +89,9 @@ def _fail(log: Any, exc: SupervisorError, phase: str | None) -> None:
 def run(check_only: bool = False) -> int:
     """The supervisor's whole life; returns the process exit code."""
     fmt, level = config.log_settings_only(os.environ)
-    logsetup.configure(fmt, level)
+    # `jarlpm check` is run by people too: human lines on a terminal unless LOG_FORMAT says.
+    command_format = conventions.command_log_format(os.environ, sys.stdout.isatty()) if check_only else None
+    logsetup.configure(command_format or fmt, level)
     log = logsetup.get_logger()
     signals = SignalQueue()
     signals.install()
@@ -102,7 +105,7 @@ def run(check_only: bool = False) -> int:
     try:
         started = time.monotonic()
         notifier.extend_timeout(30)
-        settings = _validate(log, notifier, signals)
+        settings = _validate(log, notifier, signals, command_format)
         sock = None if check_only else listener.bind(settings.host, settings.port)
         _finish_validation(log, started)
         phase = "supervise"
