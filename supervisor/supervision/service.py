@@ -8,9 +8,11 @@ run the phases, supervise, stop whatever the phases started, report the exit cod
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import select
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -106,7 +108,7 @@ def run(check_only: bool = False) -> int:
         started = time.monotonic()
         notifier.extend_timeout(30)
         settings = _validate(log, notifier, signals, command_format)
-        sock = None if check_only else listener.bind(settings.host, settings.port)
+        sock, settings = (None, settings) if check_only else _listen(log, settings)
         _finish_validation(log, started)
         phase = "supervise"
         if sock is not None:
@@ -206,6 +208,23 @@ def _run_database_phases(names: list[str], settings: config.Settings, env: dict[
         error = SupervisorError(outcome.error, code, outcome.hint)
         error.logged = child.failure is not None  # the child logged its phase.failed
         raise error
+
+
+def _listen(log: Any, settings: config.Settings) -> tuple[socket.socket, config.Settings]:
+    """The socket systemd handed over (socket activation), else HOST:PORT bound here.
+
+    With a handed-over socket the settings are made to name where we really listen,
+    which may differ from HOST:PORT, so every later event says the truth.
+    """
+    sock = listener.activated(os.environ)
+    if sock is None:
+        return listener.bind(settings.host, settings.port), settings
+    address = listener.describe(sock)
+    log.info("supervisor.socket_activated", listen=f"{address[0]}:{address[1]}" if address else
+             str(sock.getsockname()), configured=f"{settings.host}:{settings.port}")
+    if address is not None:
+        settings = dataclasses.replace(settings, host=address[0], port=address[1])
+    return sock, settings
 
 
 def _status_server(log: Any) -> StatusServer | None:
