@@ -18,6 +18,7 @@ from typing import Any
 
 from supervisor.contract.config import Settings
 from supervisor.contract.exitcodes import ExitCode
+from supervisor.supervision import metrics
 from supervisor.supervision import server_process as childmod
 from supervisor.supervision.phase_process import PhaseChild
 from supervisor.supervision.restart_policy import GiveUp, RestartPolicy
@@ -70,6 +71,7 @@ class Arbiter:
         # Replacements that import the new code while the reload's migration runs.
         self.spares: dict[int, ServerProcess] = {}
         self.reload_aborted = False
+        self.metrics = metrics.RECORDER  # the few figures only the loop knows (METRICS_PORT)
 
     # -- the loop --------------------------------------------------------------------
     def prespawn(self) -> None:
@@ -98,6 +100,7 @@ class Arbiter:
             self.start_due_restarts()
             self.send_due_terms()
             self.announce_readiness()
+            self.metrics.observe_processes(self.processes())
             self.notifier.watchdog(self.healthy())
             self.serve_status()
         return self.exit_code
@@ -197,6 +200,7 @@ class Arbiter:
 
     def on_exit(self, proc: ServerProcess, status: int) -> None:
         exit_status = proc.mark_exited(status)
+        self.metrics.process_exited(proc.pid)
         proc.kill_group()  # helpers the app started die with their server process
         for relay in proc.relays:
             relay.join(0.5)
@@ -228,6 +232,7 @@ class Arbiter:
         if self.slots.get(proc.slot) is None and proc.slot not in self.restart_due:
             self.log.warning("child.restarting", worker=proc.slot, delay_s=decision.delay,
                              restarts=decision.restarts, previous_pid=proc.pid)
+            self.metrics.restart(metrics.restart_reason(was_ready, proc.unresponsive, exit_status.signal is not None))
             self.restart_due[proc.slot] = time.monotonic() + decision.delay
 
     def detach(self, proc: ServerProcess) -> None:
@@ -330,6 +335,7 @@ class Arbiter:
             self.replace_next()
             return
         if outcome.kind == "failed":
+            self.metrics.reload("failed")
             self.log.error("supervisor.reload_failed", reason="migrate", error=outcome.error,
                            exit_code=outcome.exit_code,
                            hint=outcome.hint + "; the running server processes keep serving the previous code")
@@ -337,6 +343,7 @@ class Arbiter:
 
     def replace_next(self) -> None:
         if not self.reload_queue:
+            self.metrics.reload("success")
             self.log.info("supervisor.reloaded", pids=[p.pid for p in self.slots.values() if p])
             self.end_reload()
             return
@@ -370,6 +377,7 @@ class Arbiter:
                 proc.send_signal(signal.SIGTERM)
 
     def abort_reload(self, proc: ServerProcess, why: str) -> None:
+        self.metrics.reload("failed")
         self.log.error("supervisor.reload_failed", reason="new_process_died", pid=proc.pid,
                        error=f"the new server process {why} before becoming ready",
                        stderr_tail=list(proc.stderr_tail)[-20:],
@@ -459,6 +467,7 @@ class Arbiter:
             self.handle_messages()
             self.reap()
             self.serve_status()
+            self.metrics.observe_processes(self.processes())
             for sig in self.signals.drain():
                 if escalate and sig in (signal.SIGQUIT, signal.SIGINT, signal.SIGTERM):
                     self.log.warning("supervisor.stop_escalated", signal=signal.Signals(sig).name)

@@ -27,6 +27,7 @@ from supervisor.contract.paths import package_root
 from supervisor.logs import logsetup
 from supervisor.logs.relay import StreamRelay
 from supervisor.phases import PhaseContext, PhaseRunner, database_phases
+from supervisor.supervision import metrics
 from supervisor.system.notify import Notifier
 from supervisor.system.signals import SignalQueue
 
@@ -51,6 +52,7 @@ class PhaseChild:
     def __init__(self, names: list[str], env: dict[str, str]) -> None:
         env = dict(env)
         env[SUPERVISOR_PID] = str(os.getpid())
+        env.pop(metrics.METRICS_DIR, None)  # its pool is not a server's: it must not write server metrics
         root = str(package_root())
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.failure: dict[str, Any] | None = None
@@ -73,6 +75,8 @@ class PhaseChild:
     def _emit(self, event: dict[str, Any]) -> None:
         if event.get("event") == "phase.started":
             self.current_phase = str(event.get("phase"))
+        if event.get("event") == "phase.completed" and isinstance(event.get("duration_ms"), (int, float)):
+            metrics.RECORDER.phase(str(event.get("phase")), float(event["duration_ms"]) / 1000)
         if event.get("event") in ("phase.failed", "supervisor.crashed"):
             self.failure = dict(event)
         logsetup.relay_line(event)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from supervisor.contract import config, conventions, dburl
 from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
 from supervisor.logs import logsetup
-from supervisor.supervision import listener
+from supervisor.supervision import listener, metrics
 from supervisor.supervision.arbiter import Arbiter
 from supervisor.supervision.status import StatusServer, socket_path
 from supervisor.system import reaper
@@ -70,8 +70,9 @@ def _log_validation_failure(log: Any, problems: list[dict[str, str]], duration_m
 
 
 def _finish_validation(log: Any, started: float) -> None:
-    log.info("phase.completed", phase="validate_env",
-             duration_ms=round((time.monotonic() - started) * 1000))
+    duration = time.monotonic() - started
+    metrics.RECORDER.phase("validate_env", duration)
+    log.info("phase.completed", phase="validate_env", duration_ms=round(duration * 1000))
 
 
 def _stopped(log: Any, code: ExitCode) -> int:
@@ -102,6 +103,7 @@ def run(check_only: bool = False) -> int:
     arbiter: Arbiter | None = None
     ctx: PhaseContext | None = None
     status: StatusServer | None = None
+    endpoint: metrics.MetricsEndpoint | None = None
     code = ExitCode.SOFTWARE
     phase = "validate_env"
     try:
@@ -111,6 +113,8 @@ def run(check_only: bool = False) -> int:
         sock, settings = (None, settings) if check_only else _listen(log, settings)
         _finish_validation(log, started)
         phase = "supervise"
+        if sock is not None and settings.metrics_port is not None:
+            endpoint = _metrics_endpoint(log, settings.metrics_host, settings.metrics_port)
         if sock is not None:
             status = _status_server(log)
             arbiter = Arbiter(settings, signals, log, notifier, sock, _server_env(settings),
@@ -165,6 +169,8 @@ def run(check_only: bool = False) -> int:
             status.close()
         if arbiter is not None:
             arbiter.clear_descendants()
+        if endpoint is not None:
+            endpoint.close()
         signals.restore()
     return _stopped(log, code)
 
@@ -227,6 +233,20 @@ def _listen(log: Any, settings: config.Settings) -> tuple[socket.socket, config.
     return sock, settings
 
 
+def _metrics_endpoint(log: Any, host: str, port: int) -> metrics.MetricsEndpoint | None:
+    """Serve /metrics from now on (phases and crash loops included); never fatal."""
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        endpoint = metrics.MetricsEndpoint(host, port)
+    except OSError as exc:
+        log.warning("supervisor.metrics_unavailable", listen=listen, error=exc.strerror or str(exc),
+                    hint="another process holds METRICS_PORT (find it with `ss -ltnp`), or METRICS_HOST "
+                         "is not an address of this machine; choose another")
+        return None
+    log.info("supervisor.metrics_serving", listen=listen)
+    return endpoint
+
+
 def _status_server(log: Any) -> StatusServer | None:
     try:
         return StatusServer(socket_path())
@@ -255,4 +275,8 @@ def _server_env(settings: config.Settings) -> dict[str, str]:
     # Resolved once from the supervisor's working directory: the phase and server
     # processes find the same migrations wherever they run.
     env["JARLPM_ALEMBIC_INI"] = settings.alembic_ini
+    # WORKERS may have come from WEB_CONCURRENCY: the backend's connection budget reads WORKERS.
+    env["WORKERS"] = str(settings.workers)
+    if metrics.RECORDER.directory:  # where server processes write their metrics (METRICS_PORT)
+        env[metrics.METRICS_DIR] = metrics.RECORDER.directory
     return env
