@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean-db
+.PHONY: setup run test lint bench clean-db test-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,14 @@ setup: $(STAMP)
 run: setup
 	JARLPM_ENV=development LOG_FORMAT=$${LOG_FORMAT:-console} scripts/start.sh
 
-test: setup
+# Tools some tests use, installed when we can (root with apt); each such test skips, saying why, without.
+test-tools:
+	@if ! command -v promtool >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
+		|| echo "make: promtool (Debian's prometheus package) could not be installed; its test will say so"; \
+	fi
+
+test: setup test-tools
 	$(PY) -m pytest
 
 lint: setup

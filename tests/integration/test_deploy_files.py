@@ -435,6 +435,17 @@ class TestKubernetesDeployment:
         for name in ("startupProbe", "livenessProbe", "readinessProbe"):
             assert ports[container[name]["httpGet"]["port"]] == settings.port
 
+    def test_metrics_are_served_and_annotated_for_scraping(self, manifests: dict[str, Any],
+                                                           container: dict[str, Any]) -> None:
+        """METRICS_PORT is a named container port, and the prometheus.io annotations point at it."""
+        settings = validated(container_env(container))
+        assert settings.metrics_port is not None and settings.metrics_host == settings.host == "0.0.0.0"
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["metrics"] == settings.metrics_port != settings.port
+        annotations = manifests["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": str(settings.metrics_port),
+                               "prometheus.io/path": "/metrics"}
+
     def test_database_urls_come_from_a_mounted_secret(self, manifests: dict[str, Any], pod: dict[str, Any],
                                                       container: dict[str, Any]) -> None:
         """DATABASE_URL_FILE (and DATABASE_DIRECT_URL_FILE) name keys of the mounted Secret."""
