@@ -140,6 +140,7 @@ def run(check_only: bool = False) -> int:
         else:
             if settings.embedded_database:
                 runner.run(EmbeddedDatabasePhase())
+                metrics.RECORDER.phase(runner.results[-1].name, runner.results[-1].duration_ms / 1000)
             env = _server_env(ctx.settings)
             with notifier.keepalive():
                 _run_database_phases(DATABASE_PHASES, ctx.settings, env, signals, notifier, arbiter)

@@ -106,6 +106,31 @@ def promtool_available() -> bool:
     return shutil.which("promtool") is not None
 
 
+class TestPoolFigures:
+    """The backend's pool tracker feeds the pool gauges, the timeout counter and the wait histogram."""
+
+    def test_leak_then_timeout(self, app_db: str) -> None:
+        """A leaked connection shows as checked out; the next checkout waits DB_POOL_TIMEOUT, then counts a timeout."""
+        env = metrics_env(app_db, JARLPM_APP="poolapp:app", JARLPM_APP_DIR=str(APPS), DB_POOL_SIZE="1",
+                          DB_MAX_OVERFLOW="0", DB_POOL_TIMEOUT="1")
+        port = int(env["METRICS_PORT"])
+        with running(env) as sup:
+            sup.wait_event("supervisor.ready")
+            assert sup.get("/test/leak")[0] == 200
+            assert count_of(port, "jarlpm_db_pool_checked_out") == 1
+            assert sup.get("/api/epics", timeout=30)[0] == 503
+            _, samples = scrape(port)
+            assert value(samples, "jarlpm_db_pool_timeouts_total") == 1
+            # Every checkout is observed (warm-up, the leak, the one that timed out); only the last waited.
+            assert value(samples, "jarlpm_db_pool_checkout_wait_seconds_count") >= 2
+            assert 0.9 <= value(samples, "jarlpm_db_pool_checkout_wait_seconds_sum") < 5
+            assert value(samples, "jarlpm_db_pool_checkout_wait_seconds_bucket", le="0.5") == \
+                value(samples, "jarlpm_db_pool_checkout_wait_seconds_count") - 1
+            assert value(samples, "jarlpm_db_pool_waiting") == 0
+            assert sup.get("/test/release")[0] == 200
+            assert count_of(port, "jarlpm_db_pool_checked_out") == 0
+
+
 class TestProcessDeaths:
     """A process that dies keeps its counts; restarts are counted; the endpoint outlives every process."""
 

@@ -154,9 +154,11 @@ def _track_waits(pool: Pool, tracker: PoolTracker, metrics: PoolMetrics | None =
             tracker.wait_ended(token)
 
     def measured_get(block: bool = True, timeout: float | None = None) -> Any:
-        if not block:
-            return get(block, timeout)
         assert metrics is not None
+        if not block:
+            # Room to grow: served at once from the queue, or by a new connection (Empty).
+            metrics.wait_seconds.observe(0.0)
+            return get(block, timeout)
         metrics.waiting.inc()
         started = time.monotonic()
         try:

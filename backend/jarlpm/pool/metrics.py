@@ -4,8 +4,8 @@ On only under the supervisor with ``METRICS_PORT`` set (it sets
 ``PROMETHEUS_MULTIPROC_DIR`` for server processes): run standalone, the backend
 records nothing and pays nothing.  The gauges are ``livesum`` (summed over the
 processes alive now; the supervisor marks dead ones), the counter and the
-histogram keep what exited processes recorded.  The cost is one shared-memory
-increment per checkout and checkin, and three more only when a checkout waits.
+histogram keep what exited processes recorded.  The cost is a few shared-memory
+increments per checkout (the gauge, the histogram) and one per checkin.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ class PoolMetrics:
                                      "Checkouts that gave up after DB_POOL_TIMEOUT (the request got a 503).")
         self.wait_seconds: Any = Histogram(
             "jarlpm_db_pool_checkout_wait_seconds",
-            "Time checkouts that found the pool at its limit waited for a connection.", buckets=BUCKETS)
+            "Time each checkout waited for a pooled connection (connecting a new one not included).",
+            buckets=BUCKETS)
 
 
 _METRICS: list[PoolMetrics] = []
