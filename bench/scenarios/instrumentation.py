@@ -32,7 +32,7 @@ SLICE_S = 1.0
 WARMUP_S = 0.5
 TARGET_PCT = 5.0
 ON, OFF = "supervisor", "instrumentation off"
-METRICS_ON, METRICS_OFF = "metrics on", "metrics off"
+METRICS_ON, METRICS_OFF = ON, "metrics off"  # "supervisor" is the report's column for the measured side
 
 
 def instrumentation_available(backend: Path = REPO / "backend") -> bool:
@@ -52,7 +52,8 @@ def _load(server: Server, seconds: float, errors: set[str] | None = None) -> tup
     return counts["ok"], counts["failed"] + counts["refused"], time.monotonic() - started
 
 
-def _rep(ctx: Context, seconds: float, pair: dict[str, dict[str, str]] | None = None) -> list[dict[str, Any]]:
+def _rep(ctx: Context, seconds: float, pair: dict[str, dict[str, str]] | None = None,
+         kind: str = "pool") -> list[dict[str, Any]]:
     """One ABBA comparison of two supervisors; ``pair`` maps each label to its extra environment."""
     pair = pair or {ON: {VARIABLE: "1"}, OFF: {VARIABLE: "0"}}
     with contextlib.ExitStack() as stack:
@@ -60,7 +61,7 @@ def _rep(ctx: Context, seconds: float, pair: dict[str, dict[str, str]] | None = 
         for label, extra in pair.items():
             url = stack.enter_context(fresh_database(ctx))
             build = contender(ctx, "supervisor", **extra)
-            name = f"instrumentation-{label.replace(' ', '-')}"
+            name = f"instrumentation-{kind}-{label.replace(' ', '-')}"
             running[label] = stack.enter_context(launched(ctx, build, url, name))
         for server in running.values():
             _load(server, WARMUP_S)
@@ -72,7 +73,7 @@ def _rep(ctx: Context, seconds: float, pair: dict[str, dict[str, str]] | None = 
             totals[label][0] += ok
             totals[label][1] += failed
             totals[label][2] += took
-    return [{"contender": label, **pair[label], "ok": int(ok), "failed": int(failed),
+    return [{"contender": label, "pair": kind, **pair[label], "ok": int(ok), "failed": int(failed),
              "seconds": round(took, 3), "req_per_s": round(ok / took, 1), "errors": sorted(errors[label])}
             for label, (ok, failed, took) in totals.items()]
 
@@ -81,9 +82,10 @@ def _metrics_pair() -> dict[str, dict[str, str]]:
     return {METRICS_ON: {"METRICS_PORT": str(pick_port()), "METRICS_HOST": "127.0.0.1"}, METRICS_OFF: {}}
 
 
-def _overhead_row(runs: list[dict[str, Any]], on: str, off: str, what: str) -> tuple[Row, list[float]]:
+def _overhead_row(runs: list[dict[str, Any]], kind: str, on: str, off: str, what: str) -> tuple[Row, list[float]]:
     """The median throughput of each side, their ratio against the target, and the per-repetition overheads."""
     target = f"< {TARGET_PCT:g} % overhead"
+    runs = [r for r in runs if r.get("pair", "pool") == kind]
     rates = {label: stats.median([r["req_per_s"] for r in runs if r["contender"] == label]) for label in (on, off)}
     ratio = stats.ratio(rates[on], rates[off])
     overhead = None if ratio is None else (1 - ratio) * 100
@@ -106,15 +108,16 @@ def run(ctx: Context) -> ScenarioResult:
                            note="not available")]
         return result
     for _ in range(ctx.options.reps):
-        for pair in (None, _metrics_pair()):
-            runs = _rep(ctx, ctx.options.throughput_seconds, pair)
+        for kind, pair in (("pool", None), ("metrics", _metrics_pair())):
+            runs = _rep(ctx, ctx.options.throughput_seconds, pair, kind)
             for run_ in runs:
-                ctx.progress(f"instrumentation {run_['contender']}: {run_['req_per_s']:,.0f} req/s "
+                ctx.progress(f"instrumentation ({kind}) {run_['contender']}: {run_['req_per_s']:,.0f} req/s "
                              f"failed={run_['failed']}")
             result.runs += runs
     rows = []
-    for on, off, what in ((ON, OFF, "pool instrumentation on vs off"), (METRICS_ON, METRICS_OFF, "metrics on vs off")):
-        row, per_rep = _overhead_row(result.runs, on, off, what)
+    for kind, on, off, what in (("pool", ON, OFF, "pool instrumentation on vs off"),
+                                ("metrics", METRICS_ON, METRICS_OFF, "metrics on vs off")):
+        row, per_rep = _overhead_row(result.runs, kind, on, off, what)
         rows.append(row)
         if per_rep:
             result.notes.append(f"{what}: overhead per repetition {', '.join(f'{x:+.1f} %' for x in per_rep)}; "
