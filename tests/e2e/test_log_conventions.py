@@ -121,3 +121,54 @@ class TestMessageOnEveryLine:
         access = sup.find("http.access")[0]
         assert '"GET /api/health HTTP/1.1" 200' in access["message"]
         assert sup.find("supervisor.ready")[0]["message"].startswith("Serving on 127.0.0.1:")
+
+
+class TestOperatorCommandFormat:
+    """`jarlpm check` prints for people on a terminal and JSON otherwise, unless LOG_FORMAT says."""
+
+    @staticmethod
+    def check_output(env: dict[str, str], tty: bool) -> str:
+        """`jarlpm check` with an invalid WORKERS (exit 78 before any database), stdout a pty or a pipe."""
+        env = {**env, "WORKERS": "0"}
+        if not tty:
+            proc = subprocess.run([sys.executable, "-m", "supervisor", "check"], env=env, cwd=REPO,
+                                  capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 78
+            return proc.stdout
+        import pty
+
+        controller, terminal = pty.openpty()
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "supervisor", "check"], env=env, cwd=REPO,
+                                    stdout=terminal, stderr=terminal, start_new_session=True)
+            os.close(terminal)
+            chunks = []
+            while True:
+                try:
+                    data = os.read(controller, 65536)
+                except OSError:  # EIO: the terminal's other end closed
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            assert proc.wait(60) == 78
+        finally:
+            os.close(controller)
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    def test_terminal_gets_console_lines(self) -> None:
+        env = base_env(None)
+        env.pop("LOG_FORMAT")
+        text = self.check_output(env, tty=True)
+        assert "phase.failed" in text and not any(line.startswith("{") for line in text.splitlines())
+
+    def test_pipe_gets_json(self) -> None:
+        env = base_env(None)
+        env.pop("LOG_FORMAT")
+        lines = self.check_output(env, tty=False).splitlines()
+        assert lines and all(json.loads(line)["message"] for line in lines)
+
+    def test_log_format_wins(self) -> None:
+        """LOG_FORMAT=json on a terminal is JSON."""
+        text = self.check_output(base_env(None, LOG_FORMAT="json"), tty=True)
+        assert [json.loads(line)["event"] for line in text.splitlines() if line.strip()][-1] == "supervisor.stopped"

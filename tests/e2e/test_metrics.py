@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 from typing import Any
 
@@ -91,6 +92,18 @@ class TestAggregation:
         check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
         assert check.returncode == 0 and not check.stdout.strip() and not check.stderr.strip(), (
             check.stdout + check.stderr)
+
+    def test_port_taken_is_a_warning_not_an_outage(self, app_db: str) -> None:
+        """METRICS_PORT held by another process: supervisor.metrics_unavailable, and the API serves anyway."""
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            env = base_env(app_db, **SAMPLE, METRICS_PORT=str(holder.getsockname()[1]), METRICS_HOST="127.0.0.1")
+            with running(env) as sup:
+                event = sup.wait_event("supervisor.metrics_unavailable")
+                sup.wait_event("supervisor.ready")
+                assert sup.get("/pid")[0] == 200
+            assert event["level"] == "warning" and "METRICS_PORT" in event["hint"]
 
     def test_off_by_default(self, app_db: str) -> None:
         """Without METRICS_PORT nothing listens and the server processes get no metrics directory."""
