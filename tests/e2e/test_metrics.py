@@ -168,6 +168,11 @@ class TestProcessDeaths:
             for _ in range(10):
                 assert sup.get("/pid")[0] == 200
             wait_for(lambda: count_of(port, "jarlpm_http_requests_total", route="/pid") == 40, 10, "40 counted")
+            # A reload replaces every process: their counts stay, and the reload is counted.
+            sup.signal(signal.SIGHUP)
+            sup.wait_event("supervisor.reloaded", timeout=60)
+            wait_for(lambda: count_of(port, "jarlpm_reloads_total", result="success") == 1, 10, "reload counted")
+            assert count_of(port, "jarlpm_http_requests_total", route="/pid") == 40
 
     def test_endpoint_answers_during_a_crash_loop(self, app_db: str) -> None:
         """No server process ever starts: /metrics still answers, showing none ready and the restarts."""
