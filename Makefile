@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: setup run test lint bench clean-db lock
+.PHONY: setup run test lint bench clean-db lock test-tools
 
 # The exact, hashed versions of requirements/dev.lock; then the project itself, editable.
 $(STAMP): pyproject.toml requirements/dev.lock
@@ -25,7 +25,14 @@ $(BENCH_STAMP): $(STAMP)
 run: setup
 	JARLPM_ENV=development LOG_FORMAT=$${LOG_FORMAT:-console} scripts/start.sh
 
-test: setup
+# Tools some tests use, installed when we can (root with apt); each such test skips, saying why, without.
+test-tools:
+	@if ! command -v promtool >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
+		|| echo "make: promtool (Debian's prometheus package) could not be installed; its test will say so"; \
+	fi
+
+test: setup test-tools
 	$(PY) -m pytest
 
 lint: setup

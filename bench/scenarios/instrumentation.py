@@ -1,11 +1,12 @@
-"""Pool instrumentation overhead: GET /api/epics throughput with JARLPM_POOL_INSTRUMENTATION=1 vs 0.
+"""Instrumentation overhead: GET /api/epics throughput with the pool instrumentation on vs off, and metrics on vs off.
 
 Two supervisors run the backend side by side (one with the switch on, one off,
 each on a fresh seeded database).  8 keep-alive clients load one of them at a
 time, in one-second slices alternating ABBA, so that anything else the machine
 does lands on both alike.  Overhead is ``1 - on/off``.  When the backend does
 not read the variable, the row reads "not available" rather than measuring the
-same code twice.
+same code twice.  The second pair compares ``METRICS_PORT`` set (HTTP and pool
+metrics recorded on every request) with unset, the pool instrumentation on in both.
 """
 
 from __future__ import annotations
@@ -21,16 +22,17 @@ from bench.harness import contender, fresh_database, launched
 from bench.load import LoopingClients, tally
 from bench.model import NOT_AVAILABLE, Row, ScenarioResult
 from bench.paths import REPO
-from bench.servers import Server
+from bench.servers import Server, pick_port
 
 KEY = "instrumentation"
-TITLE = "Pool instrumentation overhead"
+TITLE = "Instrumentation overhead (pool, metrics)"
 VARIABLE = "JARLPM_POOL_INSTRUMENTATION"
 CLIENTS = 8
 SLICE_S = 1.0
 WARMUP_S = 0.5
 TARGET_PCT = 5.0
 ON, OFF = "supervisor", "instrumentation off"
+METRICS_ON, METRICS_OFF = ON, "metrics off"  # "supervisor" is the report's column for the measured side
 
 
 def instrumentation_available(backend: Path = REPO / "backend") -> bool:
@@ -50,26 +52,50 @@ def _load(server: Server, seconds: float, errors: set[str] | None = None) -> tup
     return counts["ok"], counts["failed"] + counts["refused"], time.monotonic() - started
 
 
-def _rep(ctx: Context, seconds: float) -> list[dict[str, Any]]:
+def _rep(ctx: Context, seconds: float, pair: dict[str, dict[str, str]] | None = None,
+         kind: str = "pool") -> list[dict[str, Any]]:
+    """One ABBA comparison of two supervisors; ``pair`` maps each label to its extra environment."""
+    pair = pair or {ON: {VARIABLE: "1"}, OFF: {VARIABLE: "0"}}
     with contextlib.ExitStack() as stack:
         running: dict[str, Server] = {}
-        for label, switch in ((ON, "1"), (OFF, "0")):
+        for label, extra in pair.items():
             url = stack.enter_context(fresh_database(ctx))
-            build = contender(ctx, "supervisor", **{VARIABLE: switch})
-            running[label] = stack.enter_context(launched(ctx, build, url, f"instrumentation-{switch}"))
+            build = contender(ctx, "supervisor", **extra)
+            name = f"instrumentation-{kind}-{label.replace(' ', '-')}"
+            running[label] = stack.enter_context(launched(ctx, build, url, name))
         for server in running.values():
             _load(server, WARMUP_S)
         totals = {label: [0, 0, 0.0] for label in running}
         errors: dict[str, set[str]] = {label: set() for label in running}
         slices = max(1, round(seconds / SLICE_S))
-        for _, label in stats.interleaved(slices, [ON, OFF]):
+        for _, label in stats.interleaved(slices, list(pair)):
             ok, failed, took = _load(running[label], SLICE_S, errors[label])
             totals[label][0] += ok
             totals[label][1] += failed
             totals[label][2] += took
-    return [{"contender": label, VARIABLE: "1" if label == ON else "0", "ok": int(ok), "failed": int(failed),
+    return [{"contender": label, "pair": kind, **pair[label], "ok": int(ok), "failed": int(failed),
              "seconds": round(took, 3), "req_per_s": round(ok / took, 1), "errors": sorted(errors[label])}
             for label, (ok, failed, took) in totals.items()]
+
+
+def _metrics_pair() -> dict[str, dict[str, str]]:
+    return {METRICS_ON: {"METRICS_PORT": str(pick_port()), "METRICS_HOST": "127.0.0.1"}, METRICS_OFF: {}}
+
+
+def _overhead_row(runs: list[dict[str, Any]], kind: str, on: str, off: str, what: str) -> tuple[Row, list[float]]:
+    """The median throughput of each side, their ratio against the target, and the per-repetition overheads."""
+    target = f"< {TARGET_PCT:g} % overhead"
+    runs = [r for r in runs if r.get("pair", "pool") == kind]
+    rates = {label: stats.median([r["req_per_s"] for r in runs if r["contender"] == label]) for label in (on, off)}
+    ratio = stats.ratio(rates[on], rates[off])
+    overhead = None if ratio is None else (1 - ratio) * 100
+    ons = [r for r in runs if r["contender"] == on]
+    offs = [r for r in runs if r["contender"] == off]
+    per_rep = [100 * (1 - a["req_per_s"] / b["req_per_s"]) for a, b in zip(ons, offs, strict=True) if b["req_per_s"]]
+    row = Row(f"GET /api/epics throughput, {CLIENTS} keep-alive clients, {what}", "req/s", rates, ratio=ratio,
+              baseline=off, target=target, passed=None if overhead is None else overhead < TARGET_PCT,
+              note="" if overhead is None else f"overhead {overhead:.1f} %")
+    return row, per_rep
 
 
 def run(ctx: Context) -> ScenarioResult:
@@ -82,22 +108,20 @@ def run(ctx: Context) -> ScenarioResult:
                            note="not available")]
         return result
     for _ in range(ctx.options.reps):
-        runs = _rep(ctx, ctx.options.throughput_seconds)
-        for run_ in runs:
-            ctx.progress(f"instrumentation {run_[VARIABLE]}: {run_['req_per_s']:,.0f} req/s failed={run_['failed']}")
-        result.runs += runs
-    rates = {label: stats.median([r["req_per_s"] for r in result.runs if r["contender"] == label])
-             for label in (ON, OFF)}
-    ratio = stats.ratio(rates[ON], rates[OFF])
-    overhead = None if ratio is None else (1 - ratio) * 100
-    per_rep = [100 * (1 - on["req_per_s"] / off["req_per_s"])
-               for on, off in zip(result.runs[0::2], result.runs[1::2], strict=True) if off["req_per_s"]]
-    if per_rep:
-        result.notes.append(f"overhead per repetition: {', '.join(f'{x:+.1f} %' for x in per_rep)}; a spread "
-                            f"wider than the {TARGET_PCT:g} % target means this machine was too busy to tell")
-    result.rows = [
-        Row(f"GET /api/epics throughput, {CLIENTS} keep-alive clients", "req/s", rates, ratio=ratio,
-            baseline=OFF, target=target, passed=None if overhead is None else overhead < TARGET_PCT,
-            note="" if overhead is None else f"overhead {overhead:.1f} %"),
-    ]
+        for kind, pair in (("pool", None), ("metrics", _metrics_pair())):
+            runs = _rep(ctx, ctx.options.throughput_seconds, pair, kind)
+            for run_ in runs:
+                ctx.progress(f"instrumentation ({kind}) {run_['contender']}: {run_['req_per_s']:,.0f} req/s "
+                             f"failed={run_['failed']}")
+            result.runs += runs
+    rows = []
+    for kind, on, off, what in (("pool", ON, OFF, "pool instrumentation on vs off"),
+                                ("metrics", METRICS_ON, METRICS_OFF, "metrics on vs off")):
+        row, per_rep = _overhead_row(result.runs, kind, on, off, what)
+        rows.append(row)
+        if per_rep:
+            result.notes.append(f"{what}: overhead per repetition {', '.join(f'{x:+.1f} %' for x in per_rep)}; "
+                                f"a spread wider than the {TARGET_PCT:g} % target means this machine was too busy "
+                                "to tell")
+    result.rows = rows
     return result

@@ -3,7 +3,8 @@
 ``variables`` (every environment variable: name, default, rule), ``envread`` (reading
 them by those rules, every problem at once: the supervisor, the backend and
 alembic/env.py all read through it), ``config`` (the supervisor's ``Settings`` and the
-rules that span variables), ``dburl`` (URL normalisation, libpq DSN, redaction of
+rules that span variables), ``conventions`` (the variables people bring from other
+servers: WEB_CONCURRENCY, METRICS_*, terminal-or-JSON output), ``dburl`` (URL normalisation, libpq DSN, redaction of
 secrets), ``sqltext`` (statement text fit for a log line: literals out),
 ``exitcodes`` (every exit code and the error carrying one), ``paths`` (where
 alembic.ini, the app and the state are), ``control`` (the supervisor↔server

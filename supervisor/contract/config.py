@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from supervisor.contract import paths
+from supervisor.contract import conventions, paths
 from supervisor.contract.envread import ConfigError, Problem, Reader, read_text, unknown_variable_warnings
 from supervisor.contract.variables import KNOWN_VARIABLES, LOG_FORMATS, LOG_LEVELS
 
@@ -59,6 +59,8 @@ class Settings:
     log_format: str = "json"
     log_level: str = "info"
     alembic_ini: str = "alembic.ini"
+    metrics_port: int | None = None  # METRICS_PORT (conventions.py): None is off
+    metrics_host: str = "0.0.0.0"
     warnings: tuple[dict[str, str], ...] = field(default=(), compare=False)
 
     @property
@@ -135,7 +137,7 @@ def load_settings(env: Mapping[str, str], read_file: Callable[[str], str] = read
         migration_database_ahead=r.value("MIGRATION_DATABASE_AHEAD"),
         host=_check_host(r),
         port=r.value("PORT"),
-        workers=r.value("WORKERS"),
+        workers=conventions.workers(r),
         graceful_timeout=r.value("GRACEFUL_TIMEOUT"),
         drain_delay=r.value("DRAIN_DELAY"),
         heartbeat_timeout=r.value("HEARTBEAT_TIMEOUT"),
@@ -152,6 +154,8 @@ def load_settings(env: Mapping[str, str], read_file: Callable[[str], str] = read
         alembic_ini=_check_alembic_ini(r, env, is_file),
         warnings=unknown_variable_warnings(env),
     )
+    settings = replace(settings, metrics_port=conventions.metrics_port(r, settings.port),
+                       metrics_host=conventions.metrics_host(r, settings.host))
     if r.problems:
         raise ConfigError(r.problems, settings.warnings)
     return settings

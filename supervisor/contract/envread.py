@@ -104,6 +104,10 @@ class Reader:
             return default
         return value
 
+    def problem(self, variable: str, problem: str, expected: str) -> None:
+        """Record a problem found by a rule that spans variables (``config``, ``conventions``)."""
+        self.problems.append(Problem(variable, problem, expected))
+
     def integer(self, name: str, default: int, low: int, high: int) -> int:
         expected = f"a whole number from {low} to {high}"
         return int(self._number(name, default, int, "a whole number", low, high, expected))

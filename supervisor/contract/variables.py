@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from supervisor.contract import conventions
+
 ENVIRONMENTS = ("production", "development")
 LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -102,6 +104,7 @@ OTHER_VARIABLES: dict[str, str] = {
     "FORWARDED_ALLOW_IPS": "127.0.0.1",
     "JARLPM_APP": "server:app",
     "JARLPM_APP_DIR": "backend",
+    **conventions.KNOWN,  # WEB_CONCURRENCY, METRICS_PORT, METRICS_HOST
 }
 
 

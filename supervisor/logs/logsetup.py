@@ -21,6 +21,7 @@ from typing import Any, TextIO
 import structlog
 
 from supervisor.contract import dburl
+from supervisor.logs import journal, messages
 
 EventDict = MutableMapping[str, Any]
 Renderer = Callable[[EventDict], str]
@@ -55,11 +56,11 @@ def _json_default(value: Any) -> Any:
 
 
 _ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False)
-_HEAD = ("timestamp", "level", "event", "source", "pid")
+_HEAD = ("timestamp", "level", "event", "message", "source", "pid")
 
 
 def json_renderer(event_dict: EventDict) -> str:
-    """One compact JSON object; key order: timestamp, level, event, source, pid, the rest."""
+    """One compact JSON object; key order: timestamp, level, event, message, source, pid, the rest."""
     head = {k: event_dict[k] for k in _HEAD if k in event_dict}
     head.update({k: v for k, v in event_dict.items() if k not in head})
     return _ENCODER.encode(head)
@@ -136,11 +137,11 @@ class LogSink:
         with self._dropped_lock:
             dropped, self._dropped = self._dropped, 0
         if dropped:
-            notice = json_renderer(
+            notice = LogRuntime.render(messages.ensure_message(
                 {"timestamp": utc_timestamp(), "level": "warning", "event": "log.dropped",
                  "source": "supervisor", "pid": os.getpid(), "dropped": dropped,
                  "hint": "the log reader is too slow; check the log shipper or journald rate limits"}
-            )
+            ))
             try:
                 self._queue.put_nowait(notice + "\n")
                 dropped = 0
@@ -199,8 +200,29 @@ def _add_common(_logger: Any, method: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
+def _add_message(_logger: Any, _name: str, event_dict: EventDict) -> EventDict:
+    messages.ensure_message(event_dict)  # type: ignore[arg-type]
+    return event_dict
+
+
+def journal_renderer(render: Renderer) -> Renderer:
+    """``render`` behind the line's syslog priority prefix (``<3>`` for an error, …)."""
+
+    def prefixed(event_dict: EventDict) -> str:
+        return journal.prefix(event_dict.get("level")) + render(event_dict)
+
+    return prefixed
+
+
 def _final_render(_logger: Any, _name: str, event_dict: EventDict) -> str:
     return LogRuntime.render(event_dict)
+
+
+def _is_journal(stream: TextIO) -> bool:
+    try:
+        return journal.stream_is_journal(os.environ, stream.fileno())
+    except (OSError, ValueError):  # a stream without a descriptor (io.UnsupportedOperation)
+        return False
 
 
 def configure(log_format: str = "json", log_level: str = "info", stream: TextIO | None = None,
@@ -210,6 +232,8 @@ def configure(log_format: str = "json", log_level: str = "info", stream: TextIO 
         LogRuntime.sink = LogSink(stream)
     colors = log_format == "console" and (stream or sys.stdout).isatty()
     LogRuntime.render = json_renderer if log_format == "json" else console_renderer(colors)
+    if _is_journal(stream or sys.stdout):
+        LogRuntime.render = journal_renderer(LogRuntime.render)
     LogRuntime.level = _LEVELS.get(log_level, 20)
     if pid is not None:
         LogRuntime.pid = pid
@@ -218,6 +242,7 @@ def configure(log_format: str = "json", log_level: str = "info", stream: TextIO 
         processors=[
             structlog.contextvars.merge_contextvars,
             _add_common,
+            _add_message,
             _redact_processor,
             _final_render,
         ],

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from supervisor.logs import logsetup
+from supervisor.logs import logsetup, messages
 
 _DUMP_HEADER = re.compile(r"^(Current thread|Thread) 0x[0-9a-f]+ .*\(most recent call first\):$")
 _DUMP_BODY = re.compile(r"^(  File |  <no Python frame>|  \.\.\.|$)")
@@ -137,6 +137,7 @@ class StreamRelay:
             event["timestamp"] = logsetup.utc_timestamp()
         event.setdefault("level", "info")
         event.setdefault("event", _NAMES[self.source]["log"])
+        messages.ensure_message(event)
         if self.source == "supervisor":
             # The supervisor's own phase runner: its events already say who they are.
             event.setdefault("source", "supervisor")

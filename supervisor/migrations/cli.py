@@ -1,8 +1,8 @@
 """``jarlpm migrate``: the migration commands an operator runs by hand, with the startup phase's lock and events.
 
 The command's result (SQL for review, the current revision, the history, a new
-file's path) goes to stdout; the events (JSON by default, ``LOG_FORMAT=console`` for
-people) go to stderr, so ``jarlpm migrate upgrade --sql > review.sql`` holds nothing
+file's path) goes to stdout; the events (for people on a terminal, JSON otherwise,
+unless ``LOG_FORMAT`` says) go to stderr, so ``jarlpm migrate upgrade --sql > review.sql`` holds nothing
 but SQL.  Every failure is one ``migrate.failed`` event with the exit code of
 DESIGN.md and a hint.  ``add_parser`` wires the subcommand into ``jarlpm``'s parser
 (``supervisor.main``), the one entry point.
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 
-from supervisor.contract import config, dburl
+from supervisor.contract import config, conventions, dburl
 from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
 from supervisor.database import probe
 from supervisor.logs import logsetup
@@ -123,8 +123,9 @@ def _as_supervisor_error(exc: BaseException) -> SupervisorError:
 
 def execute(handler: commands.Handler, args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run one ``jarlpm migrate`` command: logging, signals, settings, the handler, one failure event."""
-    fmt, level = config.log_settings_only(os.environ)
-    logsetup.configure(fmt, level, stream=sys.stderr)
+    _, level = config.log_settings_only(os.environ)
+    # For people on a terminal unless LOG_FORMAT says; JSON when stderr goes to a pipe or a file.
+    logsetup.configure(conventions.command_log_format(os.environ, sys.stderr.isatty()), level, stream=sys.stderr)
     log = logsetup.get_logger().bind(command=f"migrate {args.migrate_command}")
     signals = SignalQueue()
     signals.install()

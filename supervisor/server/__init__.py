@@ -2,8 +2,9 @@
 
 ``worker`` (``python -m supervisor.server.worker``) imports the app, waits for ``go``,
 serves, heartbeats and drains on the control channel; ``serverlog`` turns stdlib log
-records (uvicorn's, the app's) into JSON lines for the supervisor's relay.
+records (uvicorn's, the app's) into JSON lines for the supervisor's relay;
+``httpmetrics`` (with ``METRICS_PORT``) counts and times every request by route template.
 
-Runs in: each server process.  May import: ``contract``, uvicorn and the app; never
+Runs in: each server process.  May import: ``contract``, uvicorn, prometheus_client and the app; never
 ``supervision`` (the app must not depend on the supervisor's internals).
 """

@@ -49,8 +49,8 @@ class JsonLineFormatter(logging.Formatter):
             client, method, path, version, status = record.args
             payload.update(client=client, method=method, path=path, http_version=version,
                            status=status)
-        else:
-            payload["message"] = record.getMessage()
+        # uvicorn's access line ('127.0.0.1:5 - "GET / HTTP/1.1" 200') is already the sentence.
+        payload["message"] = record.getMessage()
         for key, value in vars(record).items():
             if key not in _STANDARD and key != "event" and not key.startswith("_"):
                 payload[key] = value

@@ -31,6 +31,7 @@ from supervisor.system import reaper
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 HEARTBEAT_TICKS = 10  # uvicorn ticks every 0.1 s: one heartbeat a second
 
 
@@ -187,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.app_dir:
         sys.path.insert(0, os.path.abspath(args.app_dir))
     app = import_from_string(args.app)
+    if os.environ.get(METRICS_DIR):  # set by the supervisor when METRICS_PORT is
+        from supervisor.server.httpmetrics import HttpMetrics
+
+        app = HttpMetrics(app)
     listener = socket.socket(fileno=args.fd)
     config = uvicorn.Config(
         DrainGate(app, channel, args.ready_path),

@@ -22,7 +22,7 @@ from typing import Any
 from supervisor.contract import control
 from supervisor.contract.config import Settings
 from supervisor.contract.exitcodes import ExitCode
-from supervisor.supervision import hangs, reloading, stopping
+from supervisor.supervision import hangs, metrics, reloading, stopping
 from supervisor.supervision import server_process as childmod
 from supervisor.supervision.phase_process import PhaseChild
 from supervisor.supervision.restart_policy import GiveUp, RestartPolicy
@@ -67,6 +67,7 @@ class Arbiter:
         self.reloads = 0
         self.phase_child: PhaseChild | None = None  # the phase process, while one runs
         self.completed_phases: list[str] = []
+        self.metrics = metrics.RECORDER  # the few figures only the loop knows (METRICS_PORT)
         self.rollout: Rollout[ServerProcess] | None = None  # the reload under way
         self.deferred_give_up: tuple[GiveUp, ServerProcess] | None = None
 
@@ -88,6 +89,7 @@ class Arbiter:
             self.start_due_restarts()
             reloading.send_due_terms(self)
             self.announce_readiness()
+            self.metrics.observe_processes(self.processes())
             self.notifier.watchdog(self.state == "starting" or self.healthy())
             self.serve_status()
         return self.exit_code
@@ -230,6 +232,7 @@ class Arbiter:
 
     def on_exit(self, proc: ServerProcess, status: int) -> None:
         exit_status = proc.mark_exited(status)
+        self.metrics.process_exited(proc.pid)
         proc.kill_group()  # helpers the app started die with their server process
         for relay in proc.relays:
             relay.join(0.5)
@@ -266,6 +269,7 @@ class Arbiter:
         if self.slots.get(proc.slot) is None and proc.slot not in self.restart_due:
             self.log.warning("child.restarting", worker=proc.slot, delay_s=decision.delay,
                              restarts=decision.restarts, previous_pid=proc.pid)
+            self.metrics.restart(metrics.restart_reason(was_ready, proc.unresponsive, exit_status.signal is not None))
             self.restart_due[proc.slot] = time.monotonic() + decision.delay
 
     def detach(self, proc: ServerProcess) -> None:

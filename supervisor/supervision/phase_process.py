@@ -32,7 +32,7 @@ from supervisor.contract.paths import package_root
 from supervisor.logs import logsetup
 from supervisor.logs.relay import StreamRelay
 from supervisor.phases import PhaseContext, PhaseRunner
-from supervisor.supervision import handover
+from supervisor.supervision import handover, metrics
 from supervisor.system import parentdeath
 from supervisor.system.notify import Notifier
 from supervisor.system.signals import SignalQueue
@@ -77,6 +77,7 @@ class PhaseChild:
     def __init__(self, plan: str, env: dict[str, str]) -> None:
         env = dict(env)
         env[SUPERVISOR_PID] = str(os.getpid())
+        env.pop(metrics.METRICS_DIR, None)  # its pool is not a server's: it must not write server metrics
         root = str(package_root())
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.plan = plan
@@ -106,6 +107,8 @@ class PhaseChild:
             self.current_phase = str(event.get("phase"))
         elif name == "phase.completed":
             self.completed.append(str(event.get("phase")))
+            if isinstance(event.get("duration_ms"), (int, float)):
+                metrics.RECORDER.phase(str(event.get("phase")), float(event["duration_ms"]) / 1000)
         elif name == "phase.failed":
             self.failure = dict(event)
         elif name == "supervisor.crashed":

@@ -46,6 +46,7 @@ def migrated(arb: Arbiter, outcome: Outcome) -> None:
         return
     if outcome.kind == "failed" and not rollout.aborted:
         outcome.log_failure(arb.log)
+        arb.metrics.reload("failed")
         arb.log.error("supervisor.reload_failed", reason="migrate", error=outcome.error,
                       exit_code=outcome.exit_code,
                       hint=outcome.hint + "; the running server processes keep serving the previous code")
@@ -73,6 +74,7 @@ def ready(arb: Arbiter, proc: ServerProcess) -> None:
 def new_process_died(arb: Arbiter, proc: ServerProcess, why: str) -> None:
     """The new code cannot start: the old processes keep serving (no crash loop)."""
     assert arb.rollout is not None
+    arb.metrics.reload("failed")
     arb.log.error("supervisor.reload_failed", reason="new_process_died", pid=proc.pid,
                   error=f"the new server process {why} before becoming ready",
                   stderr_tail=list(proc.stderr_tail)[-20:],
@@ -96,6 +98,7 @@ def apply(arb: Arbiter, decision: Replace[ServerProcess] | End | Wait) -> None:
             rollout.started(decision.slot, arb.spawn(decision.slot))
     elif isinstance(decision, End):
         if decision.reloaded:
+            arb.metrics.reload("success")
             arb.log.info("supervisor.reloaded", pids=[p.pid for p in arb.slots.values() if p])
         discard_spares(arb)
         arb.rollout = None

@@ -11,17 +11,20 @@ server processes, with a read-only plan.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import socket
+import sys
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
 # Only light modules here: the server processes are spawned right after validation, and
 # SQLAlchemy, Alembic and psycopg2 are imported (by the phases) while they import the app.
-from supervisor.contract import config, dburl
+from supervisor.contract import config, conventions, dburl
 from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
 from supervisor.logs import logsetup
-from supervisor.supervision import handover, listener, stopping
+from supervisor.supervision import handover, listener, metrics, stopping
 from supervisor.supervision.arbiter import Arbiter
 from supervisor.supervision.status import StatusServer, socket_path
 from supervisor.system import reaper
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
     from supervisor.phases import PhaseContext
 
 
-def _validate(log: Any) -> config.Settings:
+def _validate(log: Any, command_format: str | None = None) -> config.Settings:
     """The validate_env phase: every variable at once; one event with every problem (exit 78)."""
     log.info("phase.started", phase="validate_env")
     started = time.monotonic()
@@ -49,7 +52,7 @@ def _validate(log: Any) -> config.Settings:
                 else "no JarlPM setting has this name; remove it or fix the spelling")
         log.warning("config.unknown_variable", variable=warning["variable"],
                     suggestion=warning["suggestion"] or None, hint=hint)
-    logsetup.configure(settings.log_format, settings.log_level)
+    logsetup.configure(command_format or settings.log_format, settings.log_level)
     return settings
 
 
@@ -68,8 +71,9 @@ def _log_validation_failure(log: Any, problems: list[dict[str, str]], duration_m
 
 
 def _finish_validation(log: Any, started: float) -> None:
-    log.info("phase.completed", phase="validate_env",
-             duration_ms=round((time.monotonic() - started) * 1000))
+    duration = time.monotonic() - started
+    metrics.RECORDER.phase("validate_env", duration)
+    log.info("phase.completed", phase="validate_env", duration_ms=round(duration * 1000))
 
 
 def _stopped(log: Any, code: ExitCode) -> int:
@@ -94,7 +98,9 @@ def run(check: str | None = None) -> int:
     no socket nor server process.
     """
     fmt, level = config.log_settings_only(os.environ)
-    logsetup.configure(fmt, level)
+    # `jarlpm check` is run by people too: human lines on a terminal unless LOG_FORMAT says.
+    command_format = conventions.command_log_format(os.environ, sys.stdout.isatty()) if check else None
+    logsetup.configure(command_format or fmt, level)
     log = logsetup.get_logger()
     signals = SignalQueue()
     signals.install()
@@ -103,16 +109,19 @@ def run(check: str | None = None) -> int:
     arbiter: Arbiter | None = None
     ctx: PhaseContext | None = None
     status: StatusServer | None = None
+    endpoint: metrics.MetricsEndpoint | None = None
     code = ExitCode.SOFTWARE
     phase = "validate_env"
     try:
         started = time.monotonic()
         notifier.extend_timeout(30)
-        settings = _validate(log)
-        sock = None if check else listener.bind(settings.host, settings.port)
+        settings = _validate(log, command_format)
+        sock, settings = (None, settings) if check else _listen(log, settings)
         status = None if check else _status_server(log)
         _finish_validation(log, started)
         phase = "supervise"
+        if sock is not None and settings.metrics_port is not None:
+            endpoint = _metrics_endpoint(log, settings.metrics_host, settings.metrics_port)
         arbiter = Arbiter(settings, signals, log, notifier, sock, _server_env(settings),
                           status=status, protected_pids=lambda: _protected(ctx))
         if sock is not None and not settings.embedded_database:
@@ -149,6 +158,8 @@ def run(check: str | None = None) -> int:
             status.close()
         if arbiter is not None:
             stopping.clear_descendants(arbiter)
+        if endpoint is not None:
+            endpoint.close()
         signals.restore()
     return _stopped(log, code)
 
@@ -159,9 +170,42 @@ def _embedded_database(settings: config.Settings, signals: SignalQueue, log: Any
     from supervisor.phases import EmbeddedDatabasePhase, PhaseContext, PhaseRunner
 
     ctx = PhaseContext(settings=settings, signals=signals, log=log, notifier=notifier)
+    runner = PhaseRunner(ctx)
     with notifier.keepalive():
-        PhaseRunner(ctx).run(EmbeddedDatabasePhase())
+        runner.run(EmbeddedDatabasePhase())
+    metrics.RECORDER.phase(runner.results[-1].name, runner.results[-1].duration_ms / 1000)
     return ctx
+
+
+def _listen(log: Any, settings: config.Settings) -> tuple[socket.socket, config.Settings]:
+    """The socket systemd handed over (socket activation), else HOST:PORT bound here.
+
+    With a handed-over socket the settings are made to name where we really listen,
+    which may differ from HOST:PORT, so every later event says the truth.
+    """
+    sock = listener.activated(os.environ)
+    if sock is None:
+        return listener.bind(settings.host, settings.port), settings
+    address = listener.describe(sock)
+    log.info("supervisor.socket_activated", listen=f"{address[0]}:{address[1]}" if address else
+             str(sock.getsockname()), configured=f"{settings.host}:{settings.port}")
+    if address is not None:
+        settings = dataclasses.replace(settings, host=address[0], port=address[1])
+    return sock, settings
+
+
+def _metrics_endpoint(log: Any, host: str, port: int) -> metrics.MetricsEndpoint | None:
+    """Serve /metrics from now on (phases and crash loops included); never fatal."""
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        endpoint = metrics.MetricsEndpoint(host, port)
+    except OSError as exc:
+        log.warning("supervisor.metrics_unavailable", listen=listen, error=exc.strerror or str(exc),
+                    hint="another process holds METRICS_PORT (find it with `ss -ltnp`), or METRICS_HOST "
+                         "is not an address of this machine; choose another")
+        return None
+    log.info("supervisor.metrics_serving", listen=listen)
+    return endpoint
 
 
 def _status_server(log: Any) -> StatusServer | None:
@@ -190,4 +234,8 @@ def _server_env(settings: config.Settings) -> dict[str, str]:
     # Resolved once from the supervisor's working directory: the phase and server
     # processes find the same migrations wherever they run.
     env["JARLPM_ALEMBIC_INI"] = settings.alembic_ini
+    # WORKERS may have come from WEB_CONCURRENCY: the backend's connection budget reads WORKERS.
+    env["WORKERS"] = str(settings.workers)
+    if metrics.RECORDER.directory:  # where server processes write their metrics (METRICS_PORT)
+        env[metrics.METRICS_DIR] = metrics.RECORDER.directory
     return env

@@ -103,6 +103,7 @@ def wait_until(arb: Arbiter, deadline: float, done: Callable[[], bool], escalate
         arb.handle_messages()
         arb.reap()
         arb.serve_status()
+        arb.metrics.observe_processes(arb.processes())
         for sig in arb.signals.drain():
             if escalate and sig in STOP_SIGNALS:
                 arb.log.warning("supervisor.stop_escalated", signal=signal.Signals(sig).name)

@@ -29,6 +29,7 @@ from supervisor.supervision.restart_policy import RestartPolicy
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "jarlpm.service"
+SOCKET_UNIT = REPO / "systemd" / "jarlpm.socket"
 ENV_EXAMPLE = REPO / "systemd" / "jarlpm.env.example"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -152,6 +153,30 @@ class TestSystemdAnalyze:
         match = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", result.stdout)
         assert match, result.stdout + result.stderr
         assert float(match.group(1)) <= 2.0, result.stdout
+
+
+class TestSystemdSocket:
+    """``jarlpm.socket`` hands the service the socket it would have bound itself."""
+
+    def test_verify_is_clean(self, installable_unit: Path) -> None:
+        """`systemd-analyze verify` accepts the socket unit beside its service, silently."""
+        copy = installable_unit.parent / SOCKET_UNIT.name
+        copy.write_text(SOCKET_UNIT.read_text())
+        result = subprocess.run([tool("systemd-analyze"), "verify", str(copy), str(installable_unit)],
+                                capture_output=True, encoding="utf-8", errors="replace", timeout=60)
+        assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
+            result.stdout + result.stderr)
+
+    def test_one_listening_stream_for_the_service(self) -> None:
+        """A single stream socket on the default PORT, passed whole (Accept=no) to jarlpm.service."""
+        from supervisor.supervision import listener
+
+        socket_unit = parse_unit(SOCKET_UNIT)
+        assert socket_unit["Socket.ListenStream"] == [str(defaults().port)]
+        assert socket_unit["Socket.Accept"] == ["no"]
+        assert socket_unit["Socket.Service"] == [UNIT.name]
+        assert socket_unit["Socket.Backlog"] == [str(listener.BACKLOG)]
+        assert socket_unit["Install.WantedBy"] == ["sockets.target"]
 
 
 class TestSystemdUnit:
@@ -422,6 +447,17 @@ class TestKubernetesDeployment:
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         for name in ("startupProbe", "livenessProbe", "readinessProbe"):
             assert ports[container[name]["httpGet"]["port"]] == settings.port
+
+    def test_metrics_are_served_and_annotated_for_scraping(self, manifests: dict[str, Any],
+                                                           container: dict[str, Any]) -> None:
+        """METRICS_PORT is a named container port, and the prometheus.io annotations point at it."""
+        settings = validated(container_env(container))
+        assert settings.metrics_port is not None and settings.metrics_host == settings.host == "0.0.0.0"
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["metrics"] == settings.metrics_port != settings.port
+        annotations = manifests["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": str(settings.metrics_port),
+                               "prometheus.io/path": "/metrics"}
 
     def test_database_urls_come_from_a_mounted_secret(self, manifests: dict[str, Any], pod: dict[str, Any],
                                                       container: dict[str, Any]) -> None:

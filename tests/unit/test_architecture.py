@@ -116,10 +116,17 @@ def literal_lines(path: Path, words: frozenset[str]) -> list[int]:
     """Lines of ``path`` where one of ``words`` is spelled as a literal (str or bytes).
 
     Dictionary keys, subscripts, ``.get()`` keys and f-string text are not counted (the
-    status snapshot has a ``"ready"`` field, which is not the control message).
+    status snapshot has a ``"ready"`` field, which is not the control message), nor the
+    values of a module's named constants (``READY = "ready"`` as a metrics label is
+    another vocabulary, defined once in its own module).
     """
     tree = ast.parse(path.read_text(), str(path))
     exempt: set[int] = set()
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and all(
+                isinstance(n, ast.Name) and n.id.isupper()
+                for target in statement.targets for n in ast.walk(target) if isinstance(n, ast.Name)):
+            exempt.update(id(inner) for inner in ast.walk(statement.value))
     for node in ast.walk(tree):
         if isinstance(node, ast.Dict):
             exempt.update(id(key) for key in node.keys if key is not None)

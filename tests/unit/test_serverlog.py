@@ -47,7 +47,7 @@ class TestAccessLog:
         assert line["event"] == "http.access" and line["level"] == "info" and line["logger"] == "uvicorn.access"
         assert (line["client"], line["method"], line["path"], line["http_version"], line["status"]) == (
             "10.0.0.7:51234", "GET", "/api/epics?limit=5", "1.1", 200)
-        assert "message" not in line
+        assert line["message"] == '10.0.0.7:51234 - "GET /api/epics?limit=5 HTTP/1.1" 200'
 
     def test_other_access_messages_keep_their_text(self, stream: io.StringIO) -> None:
         logging.getLogger("uvicorn.access").info("something else %s", "x")

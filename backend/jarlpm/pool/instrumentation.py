@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -25,8 +26,10 @@ import psycopg2
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool, QueuePool
+from sqlalchemy.util import queue as sa_queue
 
 from jarlpm.pool import dbview, events
+from jarlpm.pool.metrics import PoolMetrics, pool_metrics
 from jarlpm.pool.monitor import PoolMonitor
 from jarlpm.pool.options import PoolOptions
 from jarlpm.pool.tracker import PoolTracker
@@ -58,8 +61,9 @@ def instrument(engine: Engine, settings: Settings, env: Mapping[str, str] | None
         pool_size=settings.pool_size, max_overflow=settings.max_overflow, timeout_s=settings.pool_timeout_s,
         connect_kwargs=dbview.connect_kwargs(_direct_params(engine, options)),
     )
-    _listen(engine, tracker, monitor)
-    if not _track_waits(engine.pool, tracker):
+    metrics = pool_metrics()
+    _listen(engine, tracker, monitor, metrics)
+    if not _track_waits(engine.pool, tracker, metrics):
         log.warning("db.pool.waits_untracked", extra={
             "event": "db.pool.waits_untracked",
             "hint": "this SQLAlchemy version's pool has no queue to watch: db.pool.saturated is off"})
@@ -80,7 +84,7 @@ def _direct_params(engine: Engine, options: PoolOptions) -> dict[str, Any]:
     return dict(params)
 
 
-def _listen(engine: Engine, tracker: PoolTracker, monitor: PoolMonitor) -> None:
+def _listen(engine: Engine, tracker: PoolTracker, monitor: PoolMonitor, metrics: PoolMetrics | None) -> None:
     pool = engine.pool
     engine_ref = weakref.ref(engine)  # the pool's listeners must not keep the engine alive
 
@@ -92,7 +96,7 @@ def _listen(engine: Engine, tracker: PoolTracker, monitor: PoolMonitor) -> None:
         # all out), so its first connection is soon enough to watch its queue.
         current = engine_ref()
         if current is not None:
-            _track_waits(current.pool, tracker)
+            _track_waits(current.pool, tracker, metrics)
 
     def on_first_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         # The limits are read once now, while a connection is at hand: when PostgreSQL
@@ -111,13 +115,27 @@ def _listen(engine: Engine, tracker: PoolTracker, monitor: PoolMonitor) -> None:
     def on_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         tracker.checked_in(record)
 
+    if metrics is not None:
+        checked_out = metrics.checked_out
+
+        def on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+            tracker.checked_out(record, record.info.get(BACKEND_PID))
+            checked_out.inc()
+
+        def on_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            # A checkin without a checkout (a connection invalidated before it was handed
+            # out) would drive the gauge below zero: only what the tracker holds counts.
+            if record in tracker.holders:
+                checked_out.dec()
+            tracker.checked_in(record)
+
     event.listen(pool, "connect", on_connect)
     event.listen(pool, "first_connect", on_first_connect)
     event.listen(pool, "checkout", on_checkout)
     event.listen(pool, "checkin", on_checkin)
 
 
-def _track_waits(pool: Pool, tracker: PoolTracker) -> bool:
+def _track_waits(pool: Pool, tracker: PoolTracker, metrics: PoolMetrics | None = None) -> bool:
     """Wrap the pool queue's ``get`` so that blocking gets (the pool at its limit) count as waiting.
 
     Idempotent (a wrapped queue is left alone); False when the pool has no queue to wrap.
@@ -137,6 +155,28 @@ def _track_waits(pool: Pool, tracker: PoolTracker) -> bool:
             return get(block, timeout)
         finally:
             tracker.wait_ended(token)
+
+    def measured_get(block: bool = True, timeout: float | None = None) -> Any:
+        assert metrics is not None
+        if not block:
+            # Room to grow: served at once from the queue, or by a new connection (Empty).
+            metrics.wait_seconds.observe(0.0)
+            return get(block, timeout)
+        metrics.waiting.inc()
+        started = time.monotonic()
+        try:
+            return tracked_get(block, timeout)
+        except sa_queue.Empty:
+            metrics.timeouts.inc()  # SQLAlchemy turns it into its pool TimeoutError
+            raise
+        finally:
+            metrics.waiting.dec()
+            metrics.wait_seconds.observe(time.monotonic() - started)
+
+    if metrics is not None:
+        setattr(measured_get, _WRAPPED, True)
+        queue.get = measured_get
+        return True
 
     setattr(tracked_get, _WRAPPED, True)
     queue.get = tracked_get
