@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic.config import Config
-from jarlpm.dburl import normalise_database_url
 from pytest_alembic import MigrationContext
 from pytest_alembic.tests import default as builtin
 from sqlalchemy.engine import Engine
 
 from alembic import command
+from supervisor.contract.dburl import normalise as normalise_database_url
 
 REPO = Path(__file__).resolve().parents[2]
 
