@@ -83,6 +83,7 @@ class Settings:
     jarlpm_app_dir: str = "backend"
     log_format: str = "json"
     log_level: str = "info"
+    log_buffer_kb: int = 4096
     alembic_ini: str = "alembic.ini"
     warnings: tuple[dict[str, str], ...] = field(default=(), compare=False)
 
@@ -140,6 +141,7 @@ KNOWN_VARIABLES: dict[str, str] = {
     "JARLPM_APP_DIR": "backend",
     "LOG_FORMAT": "json",
     "LOG_LEVEL": "info",
+    "LOG_BUFFER_KB": "4096",
 }
 
 # Variables the supervisor sets or reads for its own machinery; not user configuration
@@ -341,6 +343,7 @@ def load_settings(env: Mapping[str, str], read_file: Callable[[str], str] = _rea
         jarlpm_app_dir=r.raw("JARLPM_APP_DIR") or "backend",
         log_format=r.choice("LOG_FORMAT", "json", LOG_FORMATS),
         log_level=r.choice("LOG_LEVEL", "info", LOG_LEVELS),
+        log_buffer_kb=r.integer("LOG_BUFFER_KB", 4096, 16, 1024 * 1024),
         alembic_ini=_check_alembic_ini(r, env, is_file),
         warnings=_unknown_variable_warnings(env),
     )

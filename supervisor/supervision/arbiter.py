@@ -33,6 +33,9 @@ KILL_WAIT = 5.0
 # Between "stop accepting" and SIGTERM: connections a process has just accepted get their
 # request read before uvicorn's shutdown would close them unanswered.
 CLOSE_GRACE = 0.5
+# A process heartbeats every second: one silent for longer is not answering now, even if
+# HEARTBEAT_TIMEOUT has not yet run out; `jarlpm status` says so instead of "ready".
+RESPONSIVE_WITHIN = 5.0
 
 
 class Arbiter:
@@ -160,10 +163,11 @@ class Arbiter:
             self.notifier.ready(f"serving on {self.settings.host}:{self.settings.port} "
                                 f"with {len(pids)} worker(s)")
 
-    def healthy(self) -> bool:
-        """Every slot has a ready process whose heartbeat is fresh."""
+    def healthy(self, within: float | None = None) -> bool:
+        """Every slot has a ready process whose heartbeat is fresh (``within`` seconds, else HEARTBEAT_TIMEOUT)."""
         now = time.monotonic()
-        return all(p is not None and p.ready and now - p.last_heartbeat < self.settings.heartbeat_timeout
+        limit = self.settings.heartbeat_timeout if within is None else min(within, self.settings.heartbeat_timeout)
+        return all(p is not None and p.ready and now - p.last_heartbeat < limit
                    for p in self.slots.values())
 
     # -- spawning and deaths -------------------------------------------------------------
@@ -513,12 +517,13 @@ class Arbiter:
                 "ready": bool(proc and proc.ready),
                 "uptime_s": round(proc.uptime(now), 1) if proc else None,
                 "heartbeat_age_s": round(now - proc.last_heartbeat, 1) if proc and proc.ready else None,
+                "responsive": bool(proc and proc.ready and now - proc.last_heartbeat < RESPONSIVE_WITHIN),
                 "restarts": self.policy.restarts(slot),
                 "last_exit": self.last_exit.get(slot),
                 "restart_in_s": round(self.restart_due[slot] - now, 1) if slot in self.restart_due else None,
             })
         phases = self.phase_child or self.reload_child
-        return {"state": self.state, "ready": self.announced_ready and self.healthy(),
+        return {"state": self.state, "ready": self.announced_ready and self.healthy(RESPONSIVE_WITHIN),
                 "phase": phases.current_phase if phases is not None else None,
                 "uptime_s": round(now - self.started_at, 1), "reloads": self.reloads,
                 "listen": f"{self.settings.host}:{self.settings.port}", "workers": workers}

@@ -48,7 +48,7 @@ def _validate(log: Any, notifier: Notifier, signals: SignalQueue) -> config.Sett
                 else "no JarlPM setting has this name; remove it or fix the spelling")
         log.warning("config.unknown_variable", variable=warning["variable"],
                     suggestion=warning["suggestion"] or None, hint=hint)
-    logsetup.configure(settings.log_format, settings.log_level)
+    logsetup.configure(settings.log_format, settings.log_level, buffer_kb=settings.log_buffer_kb)
     return settings
 
 

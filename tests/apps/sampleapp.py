@@ -2,7 +2,8 @@
 
 /slow?s=N answers after N seconds (in-flight requests on shutdown); /block stalls the
 event loop with a blocking sleep (hang detection); /helper starts a grandchild
-process (orphan clean-up); /pid says which server process answered.
+process (orphan clean-up); /pid says which server process answered; /spam prints a
+burst of output lines.
 """
 
 from __future__ import annotations
@@ -83,6 +84,15 @@ async def leak() -> dict[str, str]:
     print(f"stderr says {url}", file=sys.stderr, flush=True)
     logging.getLogger("sampleapp").warning("config: %s", url)
     return {"status": "logged"}
+
+
+@app.get("/spam")
+async def spam(lines: int = 1000) -> dict[str, int]:
+    # A chatty app: many lines of output at once (the log's reader may be stalled).
+    text = "x" * 150
+    for i in range(lines):
+        print(f"spam {i} {text}", flush=True)
+    return {"printed": lines}
 
 
 @app.get("/orphans")

@@ -1,0 +1,65 @@
+"""Under faults it keeps serving (issue #16): each fault reproduced from outside with real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from loadgen import Load
+from procs import APPS, REPO, Supervisor, base_env, http_get, running, wait_for
+
+SAMPLE = {"JARLPM_APP": "sampleapp:app", "JARLPM_APP_DIR": str(APPS)}
+
+
+def status_of(env: dict[str, str]) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "supervisor", "status", "--json"],
+                         env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return dict(json.loads(out.stdout))
+
+
+def worker_pids(sup: Supervisor) -> list[int]:
+    ready = {e["pid"] for e in sup.find("child.ready")}
+    exited = {e["pid"] for e in sup.find("child.exited")}
+    return sorted(ready - exited)
+
+
+class TestStalledLogReader:
+    """A reader of stdout that stops reading never stalls the serving; the loss is reported."""
+
+    STALL_S = 6.0  # twice HEARTBEAT_TIMEOUT below: long enough for a blocked server to be killed
+
+    def test_serving_goes_on_and_the_drop_is_reported(self, app_db: str) -> None:
+        """Reader SIGSTOPped under load and output bursts: no failed or slow request, no kill,
+        status stays truthful, and log.dropped (per source) comes once the reader resumes."""
+        env = base_env(app_db, LOG_BUFFER_KB="64", HEARTBEAT_TIMEOUT="3", **SAMPLE)
+        with running(env, log_reader=True) as sup:
+            sup.wait_event("supervisor.ready", timeout=60)
+            assert sup.reader is not None
+            os.kill(sup.reader.pid, signal.SIGSTOP)
+            try:
+                with Load(sup.port, threads=4, max_seconds=40) as load:
+                    stalled_at = time.monotonic()
+                    for _ in range(4):  # bursts far over LOG_BUFFER_KB, with the pipe full
+                        status, _, _ = http_get(sup.port, "/spam?lines=2000", timeout=10)
+                        assert status == 200
+                    wait_for(lambda: time.monotonic() - stalled_at > self.STALL_S and load.count() > 200,
+                             30, "the stall to last while clients loop")
+                    snapshot = status_of(env)
+                    result = load.stop()
+            finally:
+                os.kill(sup.reader.pid, signal.SIGCONT)
+            dropped = sup.wait_event("log.dropped", timeout=10)
+            assert result.failed == 0 and result.refused == 0, result.errors[:5]
+            assert result.max_latency < 2.0, result.max_latency
+            assert snapshot["ready"] is True and all(w["responsive"] for w in snapshot["workers"])
+            assert dropped["by_source"]["server"] > 0 and dropped["dropped"] >= dropped["by_source"]["server"]
+            assert not sup.find("child.unresponsive") and not sup.find("child.exited")
+            sup.signal(signal.SIGTERM)
+            assert sup.wait_exit(30) == 0
+            assert sup.find("supervisor.stopped")
