@@ -146,6 +146,19 @@ def get_logger() -> Any:
     return structlog.get_logger()
 
 
+# A relayed line of output is cut at 64 KiB (``lines.MAX_LINE``); escaping can still
+# multiply it (a control character is six bytes of JSON), so the rendered line is bounded too.
+MAX_RENDERED = 256 * 1024
+
+
+def _bounded(line: str, event_dict: EventDict) -> str:
+    if len(line) <= MAX_RENDERED:
+        return line
+    head = {k: event_dict[k] for k in _HEAD if k in event_dict}
+    return LogRuntime.render({**head, "message": line[: MAX_RENDERED // 8] + " …[cut]",
+                              "truncated_chars": len(line)})
+
+
 def relay_line(event_dict: EventDict) -> None:
     """Emit an already-built event (stamped by the caller) through the sink, never waiting.
 
@@ -159,7 +172,7 @@ def relay_line(event_dict: EventDict) -> None:
     if level < LogRuntime.level:
         return
     # One pass over the rendered line instead of one per field: relaying is the hot path.
-    line = dburl.redact(LogRuntime.render(event_dict))
+    line = _bounded(dburl.redact(LogRuntime.render(event_dict)), event_dict)
     if event_dict.get("source") == "server":
         sink.put_server(line, int(event_dict.get("pid") or 0))
     else:
@@ -174,7 +187,7 @@ def relay_lines(events: Sequence[EventDict]) -> None:
     render, threshold = LogRuntime.render, LogRuntime.level
     for event in events:
         if _LEVELS.get(str(event.get("level", "info")), 20) >= threshold:
-            sink.put_server(dburl.redact(render(event)), int(event.get("pid") or 0))
+            sink.put_server(_bounded(dburl.redact(render(event)), event), int(event.get("pid") or 0))
 
 
 def flush(timeout: float = 5.0) -> None:

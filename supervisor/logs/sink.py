@@ -54,6 +54,7 @@ class LogSink:
         self._dropped: Counter[str] = Counter()
         self._dropped_pids: Counter[int] = Counter()
         self._closed = False
+        self._total_dropped = 0
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
 
@@ -63,6 +64,7 @@ class LogSink:
         with self._cond:
             if self._events >= self._event_budget:
                 self._dropped["supervisor"] += 1
+                self._total_dropped += 1
             else:
                 self._events += 1
                 self._queue.append((line + "\n", None))
@@ -78,6 +80,7 @@ class LogSink:
             if self._server_bytes + size > self._server_budget:
                 self._dropped["server"] += 1
                 self._dropped_pids[pid] += 1
+                self._total_dropped += 1
             else:
                 self._server_bytes += size
                 self._queue.append((line + "\n", pid))
@@ -89,9 +92,14 @@ class LogSink:
             self._server_budget = server_bytes
 
     def dropped(self) -> dict[str, int]:
-        """Lines dropped and not yet reported, per source (for tests and status)."""
+        """Lines dropped and not yet reported, per source."""
         with self._cond:
             return dict(self._dropped)
+
+    def total_dropped(self) -> int:
+        """Lines dropped since the start, reported or not."""
+        with self._cond:
+            return self._total_dropped
 
     # -- the writer -------------------------------------------------------------------------
     def _run(self) -> None:

@@ -3,7 +3,8 @@
 /slow?s=N answers after N seconds (in-flight requests on shutdown); /block stalls the
 event loop with a blocking sleep (hang detection); /helper starts a grandchild
 process (orphan clean-up); /pid says which server process answered; /spam prints a
-burst of output lines.
+burst of output lines, /nested a line too deep to parse, /progress tens of MiB of
+tqdm-style output without a newline.
 """
 
 from __future__ import annotations
@@ -93,6 +94,26 @@ async def spam(lines: int = 1000) -> dict[str, int]:
     for i in range(lines):
         print(f"spam {i} {text}", flush=True)
     return {"printed": lines}
+
+
+@app.get("/nested")
+async def nested(depth: int = 20000) -> dict[str, int]:
+    # One deeply nested JSON line: more than json can parse (RecursionError), under 64 KiB.
+    print('{"event": "app.nested", "a": ' + "[" * depth + "]" * depth + "}", flush=True)
+    return {"depth": depth}
+
+
+@app.get("/progress")
+def progress(mb: int = 30) -> dict[str, int]:
+    # tqdm-style progress: carriage returns, no newline until the end.
+    import sys
+
+    step = b"".join(b"\r%3d%%|%s| %8d" % (i % 100, b"#" * (i % 40), i) for i in range(20000))
+    for _ in range(mb * 1024 * 1024 // len(step)):
+        sys.stderr.buffer.write(step)
+    sys.stderr.buffer.write(b"\rprogress done\n")
+    sys.stderr.buffer.flush()
+    return {"mb": mb}
 
 
 @app.get("/orphans")

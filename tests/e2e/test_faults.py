@@ -63,3 +63,26 @@ class TestStalledLogReader:
             sup.signal(signal.SIGTERM)
             assert sup.wait_exit(30) == 0
             assert sup.find("supervisor.stopped")
+
+
+class TestOddOutput:
+    """No output of an app stops its relay, and no line of the log is over the limit."""
+
+    def test_nested_line_and_progress_output(self, app_db: str) -> None:
+        """A too-deep JSON line, then 30 MiB of \\r progress without a newline: the server's later
+        lines still arrive, as JSON, each bounded; the progress comes out as its last state."""
+        with running(base_env(app_db, **SAMPLE)) as sup:
+            sup.wait_event("supervisor.ready", timeout=60)
+            assert sup.get("/nested")[0] == 200
+            started = time.monotonic()
+            assert sup.get("/progress?mb=30", timeout=60)[0] == 200
+            sup.wait_event("server.output", timeout=30, message="progress done")
+            elapsed = time.monotonic() - started
+            assert sup.get("/spam?lines=3")[0] == 200
+            sup.wait_event("server.output", timeout=10, stream="stdout",
+                           message="spam 2 " + "x" * 150)
+            assert elapsed < 20, elapsed
+            assert max(len(line) for line in sup.lines) < 300 * 1024
+            assert not sup.find("log.relay_failed") and not sup.find("child.exited")
+            sup.signal(signal.SIGTERM)
+            assert sup.wait_exit(30) == 0
