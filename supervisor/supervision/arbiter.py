@@ -18,6 +18,7 @@ from typing import Any
 
 from supervisor.contract.config import Settings
 from supervisor.contract.exitcodes import ExitCode
+from supervisor.supervision import backlog
 from supervisor.supervision import server_process as childmod
 from supervisor.supervision.phase_process import PhaseChild
 from supervisor.supervision.restart_policy import GiveUp, RestartPolicy
@@ -470,10 +471,12 @@ class Arbiter:
         return True
 
     def close_listener(self) -> None:
+        """Close the socket, first answering 503 to the connections queued in it (see ``backlog``)."""
         if self.listener is not None:
-            with contextlib.suppress(OSError):
-                self.listener.close()
-            self.listener = None
+            listener, self.listener = self.listener, None
+            answered = backlog.answer_and_close(listener)
+            if answered:
+                self.log.info("supervisor.backlog_answered", connections=answered, status=503)
 
     def clear_descendants(self) -> None:
         """Nothing the supervisor started, even indirectly, outlives it."""

@@ -86,3 +86,25 @@ class TestOddOutput:
             assert not sup.find("log.relay_failed") and not sup.find("child.exited")
             sup.signal(signal.SIGTERM)
             assert sup.wait_exit(30) == 0
+
+
+def _resets(errors: list[str]) -> list[str]:
+    """Errors other than a refusal (which only says the socket is closed: the client retries)."""
+    return [e for e in errors if "ConnectionRefused" not in e]
+
+
+class TestStopUnderLoad:
+    """A stop answers every connection the kernel accepted: none is reset."""
+
+    def test_sigterm_under_looping_clients_resets_nothing(self, app_db: str) -> None:
+        """Looping clients during SIGTERM: each request gets 200 or 503 (or a refusal once the
+        socket is closed), at most one reset: a connection racing the final close."""
+        with running(base_env(app_db, WORKERS="2", **SAMPLE)) as sup:
+            sup.wait_event("supervisor.ready", timeout=60)
+            with Load(sup.port, threads=8, max_seconds=60) as load:
+                wait_for(lambda: load.count() > 200, 30, "some requests")
+                sup.signal(signal.SIGTERM)
+                assert sup.wait_exit(30) == 0
+                result = load.stop()
+            assert len(_resets(result.errors)) <= 1, _resets(result.errors)[:8]
+            assert set(result.statuses) <= {200, 503}, result.statuses
