@@ -4,6 +4,7 @@
 (spawn, reap, heartbeats, restarts, reload, stop); ``server_process`` is its handle on
 one server process; ``phase_process`` both ends of the phase process protocol;
 ``restart_policy`` the pure restart and crash-loop rules; ``listener`` (the socket);
+``backlog`` (on a stop, answers the connections queued in the socket instead of resetting them);
 ``status``/``statuscli`` (``jarlpm status`` over a Unix socket).
 
 Runs in: the supervisor.  May import: ``contract``, ``system``, ``logs``, ``phases``

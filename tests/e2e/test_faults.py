@@ -10,8 +10,12 @@ import sys
 import time
 from typing import Any
 
+import psycopg2
 from loadgen import Load
+from pgfixtures import APP_PASSWORD, APP_ROLE, new_app_database, throwaway_cluster
 from procs import APPS, REPO, Supervisor, base_env, http_get, running, wait_for
+
+from supervisor.database.pgcluster import LocalPostgres
 
 SAMPLE = {"JARLPM_APP": "sampleapp:app", "JARLPM_APP_DIR": str(APPS)}
 
@@ -108,3 +112,66 @@ class TestStopUnderLoad:
                 result = load.stop()
             assert len(_resets(result.errors)) <= 1, _resets(result.errors)[:8]
             assert set(result.statuses) <= {200, 503}, result.statuses
+
+
+def occupy_every_slot(cluster: LocalPostgres, url: str) -> list[Any]:
+    """Sessions of the app's role ("batch-job") until PostgreSQL refuses one: no slot left."""
+    name = url.rsplit("/", 1)[-1].split("?")[0]
+    held: list[Any] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            held.append(psycopg2.connect(cluster.url(name, user=APP_ROLE, password=APP_PASSWORD),
+                                         application_name="batch-job", connect_timeout=5))
+        except psycopg2.OperationalError as exc:
+            assert "slots are reserved" in str(exc) or "too many clients" in str(exc), exc
+            return held
+    raise AssertionError("PostgreSQL kept accepting connections")
+
+
+def release(held: list[Any]) -> None:
+    for conn in held:
+        conn.close()
+    held.clear()
+
+
+class TestDatabaseAtCapacity:
+    """PostgreSQL with every free slot taken: a replica that serves stays ready; a start waits, then says why."""
+
+    POOL = {"DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "0"}
+
+    def test_readiness_stays_200_while_serving(self) -> None:
+        """Slots full (the pool holds its connections): readiness 200 like the API, not 503 for good."""
+        with throwaway_cluster(max_connections=12) as cluster:
+            _, url = new_app_database(cluster)
+            held: list[Any] = []
+            try:
+                with running(base_env(url, **self.POOL)) as sup:
+                    sup.wait_event("supervisor.ready", timeout=60)
+                    held = occupy_every_slot(cluster, url)
+                    for _ in range(3):
+                        status, _, body = sup.get("/api/health/ready")
+                        assert status == 200, body
+                        assert sup.get("/api/epics")[0] == 200
+            finally:
+                release(held)
+
+    def test_start_waits_for_a_slot_then_names_capacity(self) -> None:
+        """No slot at start: db.wait.retry says so; freed slots let it start; still full at
+        DB_WAIT_TIMEOUT it exits 75 with the capacity hint (not 69, not "firewall")."""
+        with throwaway_cluster(max_connections=12) as cluster:
+            _, url = new_app_database(cluster)
+            held = occupy_every_slot(cluster, url)
+            try:
+                with running(base_env(url, DB_WAIT_TIMEOUT="3", **self.POOL)) as sup:
+                    assert sup.wait_exit(60) == 75
+                    failed = sup.find("phase.failed")[0]
+                    assert failed["exit_code"] == 75 and failed["reason"] == "database_at_capacity"
+                    assert "max_connections" in failed["hint"] and "firewall" not in failed["hint"]
+                    assert len(sup.find("db.wait.retry")) >= 2
+                with running(base_env(url, DB_WAIT_TIMEOUT="60", **self.POOL)) as sup:
+                    sup.wait_event("db.wait.retry", timeout=30)
+                    release(held)
+                    sup.wait_event("supervisor.ready", timeout=60)
+            finally:
+                release(held)
