@@ -271,7 +271,9 @@ class Arbiter:
     def check_heartbeats(self) -> None:
         now = time.monotonic()
         for proc in self.processes():
-            if not proc.alive or proc.stop_requested:
+            # Already killed for a stall, not yet reaped: one child.unresponsive per stall
+            # (a SIGSTOPped process once got a dozen within 30 ms, issue #16).
+            if not proc.alive or proc.stop_requested or proc.unresponsive:
                 continue
             if proc.ready:
                 stalled = now - proc.last_heartbeat
@@ -292,12 +294,12 @@ class Arbiter:
 
     def kill_unresponsive(self, proc: ServerProcess, stalled: float) -> None:
         stacks = proc.dump.take()
+        state = reaper.process_state(proc.pid)
         self.log.error(
             "child.unresponsive", pid=proc.pid, worker=proc.slot, stalled_s=round(stalled, 1),
             during="serving" if proc.ready else "startup",
-            heartbeat_timeout_s=self.settings.heartbeat_timeout, stacks=stacks,
-            hint="the event loop was blocked: a blocking call (sync I/O, time.sleep, a lock) in an "
-                 "async endpoint? Use a def endpoint or run it in a thread; the stacks show where",
+            heartbeat_timeout_s=self.settings.heartbeat_timeout, stacks=stacks, process_state=state,
+            hint=childmod.unresponsive_hint(state, bool(stacks)),
         )
         proc.unresponsive = True
         proc.kill_group(signal.SIGKILL)

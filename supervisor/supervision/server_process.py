@@ -68,6 +68,18 @@ def exit_hint(status: ExitStatus, was_ready: bool, requested: bool) -> str:
     return "the server exited on its own: see stderr_tail and the lines before this event"
 
 
+def unresponsive_hint(process_state: str | None, has_stacks: bool) -> str:
+    """Why a process stopped heartbeating, from its /proc state and whether it printed stacks."""
+    if process_state == "stopped":
+        return ("the process was stopped (SIGSTOP, a debugger, `docker pause` or a cgroup freezer), "
+                "not blocked by its code: it printed no stacks; find who stopped it")
+    if not has_stacks:
+        return ("the process printed no stacks when asked (SIGUSR1): stuck outside Python (native code, "
+                "the kernel: see its state in /proc) or stopped; no Python call can be blamed")
+    return ("the event loop was blocked: a blocking call (sync I/O, time.sleep, a lock) in an "
+            "async endpoint? Use a def endpoint or run it in a thread; the stacks show where")
+
+
 @dataclass
 class ServerProcess:
     """A running (or finished) server process and what the supervisor knows of it."""

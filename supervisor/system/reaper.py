@@ -59,6 +59,20 @@ def parent_map() -> dict[int, int]:
     return parents
 
 
+_STATES = {"R": "running", "S": "sleeping", "D": "disk_sleep", "T": "stopped", "t": "tracing_stop",
+           "Z": "zombie", "X": "dead", "I": "idle"}
+
+
+def process_state(pid: int) -> str | None:
+    """The process's scheduler state from /proc (``stopped`` for SIGSTOP), None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return _STATES.get(fields[0], fields[0]) if fields else None
+
+
 def direct_children() -> list[int]:
     """PIDs whose parent is this process (adopted orphans included)."""
     me = os.getpid()

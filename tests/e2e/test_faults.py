@@ -175,3 +175,19 @@ class TestDatabaseAtCapacity:
                     sup.wait_event("supervisor.ready", timeout=60)
             finally:
                 release(held)
+
+
+class TestStoppedProcess:
+    """A SIGSTOPped server process: one child.unresponsive that says "stopped", not a blocking call."""
+
+    def test_one_event_per_stall_naming_the_stop(self, app_db: str) -> None:
+        with running(base_env(app_db, HEARTBEAT_TIMEOUT="2", WORKERS="2", **SAMPLE)) as sup:
+            sup.wait_event("supervisor.ready", timeout=60)
+            stopped = worker_pids(sup)[0]
+            os.kill(stopped, signal.SIGSTOP)
+            event = sup.wait_event("child.unresponsive", timeout=30, pid=stopped)
+            sup.wait_event("child.exited", timeout=30, pid=stopped)
+            wait_for(lambda: len(sup.find("child.ready")) >= 3, 60, "a replacement ready")
+            assert len(sup.find("child.unresponsive")) == 1, sup.find("child.unresponsive")
+            assert event["process_state"] == "stopped" and event["stacks"] == []
+            assert "stopped" in event["hint"] and "blocking call" not in event["hint"]
