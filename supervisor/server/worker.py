@@ -72,7 +72,11 @@ class ControlChannel:
 
     @staticmethod
     def _supervisor_gone() -> None:
-        # Helpers may have left our process group (setsid): find them through the tree.
+        # Helpers may have left our process group (setsid): find them through the tree, and
+        # those that daemonised out of it too (double fork: reparented to init) by our tag.
+        tag = os.environ.get(reaper.TAG_VARIABLE)
+        if tag:
+            reaper.kill_tagged(tag, exclude={os.getpid()})
         for pid in reaper.descendants(os.getpid()):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)

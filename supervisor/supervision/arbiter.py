@@ -203,6 +203,9 @@ class Arbiter:
     def on_exit(self, proc: ServerProcess, status: int) -> None:
         exit_status = proc.mark_exited(status)
         proc.kill_group()  # helpers the app started die with their server process
+        escaped = proc.kill_escaped()  # and so do those that daemonised out of its group
+        if escaped:
+            self.log.warning("supervisor.orphans_killed", pids=escaped, of_pid=proc.pid, worker=proc.slot)
         for relay in proc.relays:
             relay.join(0.5)
         was_ready = proc.ready

@@ -3,8 +3,9 @@
 /slow?s=N answers after N seconds (in-flight requests on shutdown); /block stalls the
 event loop with a blocking sleep (hang detection); /helper starts a grandchild
 process (orphan clean-up); /pid says which server process answered; /spam prints a
-burst of output lines, /nested a line too deep to parse, /progress tens of MiB of
-tqdm-style output without a newline.
+burst of output lines; /daemon starts a helper that double-forks out of its group;
+/nested prints a line too deep to parse, /progress tens of MiB of tqdm-style output
+without a newline.
 """
 
 from __future__ import annotations
@@ -114,6 +115,25 @@ def progress(mb: int = 30) -> dict[str, int]:
     sys.stderr.buffer.write(b"\rprogress done\n")
     sys.stderr.buffer.flush()
     return {"mb": mb}
+
+
+@app.get("/daemon")
+def daemon() -> dict[str, int]:
+    # A helper that daemonises: double fork + setsid, so it leaves the server's process
+    # group and its parentage (reparented to the subreaper, or to init).
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.write(write_end, str(os.getpid()).encode())
+            os.execvp("sleep", ["sleep", "600"])
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(middle, 0)
+    helper = int(os.read(read_end, 32))
+    os.close(read_end)
+    return {"helper_pid": helper}
 
 
 @app.get("/orphans")

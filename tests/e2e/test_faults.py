@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ from typing import Any
 import psycopg2
 from loadgen import Load
 from pgfixtures import APP_PASSWORD, APP_ROLE, new_app_database, throwaway_cluster
-from procs import APPS, REPO, Supervisor, base_env, http_get, running, wait_for
+from procs import APPS, REPO, Supervisor, base_env, http_get, pids_alive, running, wait_for
 
 from supervisor.database.pgcluster import LocalPostgres
 
@@ -191,3 +192,47 @@ class TestStoppedProcess:
             assert len(sup.find("child.unresponsive")) == 1, sup.find("child.unresponsive")
             assert event["process_state"] == "stopped" and event["stacks"] == []
             assert "stopped" in event["hint"] and "blocking call" not in event["hint"]
+
+
+def kill_quietly(pid: int) -> None:
+    """The test's own helper, should the supervisor have failed to kill it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[-1].split()[1])
+    except OSError:
+        return None
+
+
+class TestEscapedHelpers:
+    """A helper that daemonised (double fork + setsid) dies with its server process, however that ends."""
+
+    def test_crash_of_the_server_leaks_no_helper(self, app_db: str) -> None:
+        with running(base_env(app_db, **SAMPLE)) as sup:
+            sup.wait_event("supervisor.ready", timeout=60)
+            helper = json.loads(sup.get("/daemon")[2])["helper_pid"]
+            try:
+                assert pids_alive([helper]) and parent_of(helper) == sup.pid  # adopted by the subreaper
+                server = worker_pids(sup)[0]
+                with contextlib.suppress(OSError):
+                    sup.get("/crash")
+                sup.wait_event("child.exited", timeout=30, pid=server)
+                wait_for(lambda: not pids_alive([helper]), 10, "the escaped helper gone with its server")
+                assert sup.find("supervisor.orphans_killed", of_pid=server)
+            finally:
+                kill_quietly(helper)
+
+    def test_sigkill_of_the_supervisor_leaves_no_helper(self, app_db: str) -> None:
+        with running(base_env(app_db, **SAMPLE)) as sup:
+            sup.wait_event("supervisor.ready", timeout=60)
+            helper = json.loads(sup.get("/daemon")[2])["helper_pid"]
+            try:
+                os.kill(sup.pid, signal.SIGKILL)
+                sup.proc.wait(10)
+                wait_for(lambda: not pids_alive([helper]), 10, "the escaped helper gone")
+            finally:
+                kill_quietly(helper)
