@@ -65,9 +65,19 @@ class TestStalledLogReader:
             assert snapshot["ready"] is True and all(w["responsive"] for w in snapshot["workers"])
             assert dropped["by_source"]["server"] > 0 and dropped["dropped"] >= dropped["by_source"]["server"]
             assert not sup.find("child.unresponsive") and not sup.find("child.exited")
-            sup.signal(signal.SIGTERM)
+            # A stop while the reader is stalled again: quick, and its events reach the log
+            # once the reader resumes (they were never dropped for server lines).
+            os.kill(sup.reader.pid, signal.SIGSTOP)
+            try:
+                assert http_get(sup.port, "/spam?lines=2000", timeout=10)[0] == 200
+                stop_at = time.monotonic()
+                sup.signal(signal.SIGTERM)
+                wait_for(lambda: time.monotonic() - stop_at > 1.5, 5, "a stop under a stalled reader")
+            finally:
+                os.kill(sup.reader.pid, signal.SIGCONT)
             assert sup.wait_exit(30) == 0
-            assert sup.find("supervisor.stopped")
+            assert time.monotonic() - stop_at < 10
+            assert sup.find("supervisor.stopping") and sup.find("supervisor.stopped")
 
 
 class TestOddOutput:
@@ -192,6 +202,22 @@ class TestStoppedProcess:
             assert len(sup.find("child.unresponsive")) == 1, sup.find("child.unresponsive")
             assert event["process_state"] == "stopped" and event["stacks"] == []
             assert "stopped" in event["hint"] and "blocking call" not in event["hint"]
+
+    def test_status_tells_a_silent_process_from_a_ready_one(self, app_db: str) -> None:
+        """Long before HEARTBEAT_TIMEOUT, `jarlpm status` stops saying ready for a process that went silent."""
+        env = base_env(app_db, HEARTBEAT_TIMEOUT="60", **SAMPLE)
+        with running(env) as sup:
+            sup.wait_event("supervisor.ready", timeout=60)
+            assert status_of(env)["ready"] is True
+            stopped = worker_pids(sup)[0]
+            os.kill(stopped, signal.SIGSTOP)
+            try:
+                snapshot = wait_for(lambda: (lambda s: s if not s["ready"] else None)(status_of(env)), 15,
+                                    "status to say not ready")
+            finally:
+                os.kill(stopped, signal.SIGCONT)
+            assert snapshot["workers"][0]["responsive"] is False
+            wait_for(lambda: status_of(env)["ready"], 15, "ready again once it answers")
 
 
 def kill_quietly(pid: int) -> None:
