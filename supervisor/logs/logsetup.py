@@ -185,9 +185,10 @@ def relay_lines(events: Sequence[EventDict]) -> None:
     if sink is None or not events:
         return
     render, threshold = LogRuntime.render, LogRuntime.level
-    for event in events:
-        if _LEVELS.get(str(event.get("level", "info")), 20) >= threshold:
-            sink.put_server(_bounded(dburl.redact(render(event)), event), int(event.get("pid") or 0))
+    lines = [_bounded(dburl.redact(render(e)), e) for e in events
+             if _LEVELS.get(str(e.get("level", "info")), 20) >= threshold]
+    if lines:
+        sink.put_server_lines(lines, int(events[0].get("pid") or 0))
 
 
 def flush(timeout: float = 5.0) -> None:

@@ -75,15 +75,20 @@ class LogSink:
 
     def put_server(self, line: str, pid: int) -> None:
         """Queue a server line, or drop and count it when the server budget is spent."""
-        size = len(line) + 1
+        self.put_server_lines([line], pid)
+
+    def put_server_lines(self, lines: list[str], pid: int) -> None:
+        """``put_server`` for what one read of a process's pipe held: one lock, one wake-up."""
         with self._cond:
-            if self._server_bytes + size > self._server_budget:
-                self._dropped["server"] += 1
-                self._dropped_pids[pid] += 1
-                self._total_dropped += 1
-            else:
-                self._server_bytes += size
-                self._queue.append((line + "\n", pid))
+            for line in lines:
+                size = len(line) + 1
+                if self._server_bytes + size > self._server_budget:
+                    self._dropped["server"] += 1
+                    self._dropped_pids[pid] += 1
+                    self._total_dropped += 1
+                else:
+                    self._server_bytes += size
+                    self._queue.append((line + "\n", pid))
             self._cond.notify()
 
     def set_server_budget(self, server_bytes: int) -> None:
