@@ -16,13 +16,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from supervisor.contract import dburl
 from supervisor.contract.config import Settings
 from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
+from supervisor.system.backoff import backoff_delay
 from supervisor.system.notify import Notifier
 from supervisor.system.signals import SignalQueue
+
+if TYPE_CHECKING:
+    from supervisor.contract.budget import ConnectionBudget
 
 
 @dataclass
@@ -156,34 +160,17 @@ class WarmPoolPhase:
     name = "warm_pool"
 
     def budget(self, settings: Settings) -> float:
-        return 60
+        return 60 + settings.db_wait_timeout  # a database at capacity is waited for
 
     def run(self, ctx: PhaseContext) -> None:
-        import psycopg2
-
-        from supervisor.database import errors, probe
-
         s = ctx.settings
-        assert s.database_url is not None
-        conns = []
-        try:
-            for _ in range(s.db_pool_size):
-                conns.append(probe.connect(s.database_url, timeout=10))
-            budget = probe.read_budget(conns[0], s.workers, s.db_pool_size + s.db_max_overflow,
-                                       exclude_pids=[conn.get_backend_pid() for conn in conns])
-        except psycopg2.Error as exc:
-            diagnosis = errors.classify_exception(exc)
-            message = dburl.redact(errors.first_line(str(exc)))
-            code = diagnosis.exit_code if not diagnosis.retryable else ExitCode.UNAVAILABLE
-            hint = diagnosis.hint
-            if "too many" in message or "remaining connection slots" in message:
-                hint = (f"PostgreSQL ran out of connection slots while opening {s.db_pool_size}: "
-                        "lower DB_POOL_SIZE/WORKERS, put PgBouncer in front, or raise max_connections")
-            raise SupervisorError(f"could not open the pool's connections: {message}", code, hint,
-                                  opened=len(conns)) from None
-        finally:
-            for conn in conns:
-                conn.close()
+        deadline = time.monotonic() + s.db_wait_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            budget = self._open_pool(ctx, retry_until=deadline, attempt=attempt)
+            if budget is not None:
+                break
         fields = budget.as_fields()
         fields.update(pool_size=s.db_pool_size, max_overflow=s.db_max_overflow)
         if budget.fits:
@@ -198,6 +185,48 @@ class WarmPoolPhase:
                       "or raise max_connections"),
             )
         ctx.facts["budget"] = fields
+
+    def _open_pool(self, ctx: PhaseContext, retry_until: float, attempt: int) -> ConnectionBudget | None:
+        """Open the pool's worth of connections and read the budget; None: at capacity, retry.
+
+        A database at capacity frees slots as other clients finish, so it is retried
+        until DB_WAIT_TIMEOUT, then fails with its own exit code and hint (not 69).
+        """
+        import psycopg2
+
+        from supervisor.database import errors, probe
+
+        s = ctx.settings
+        assert s.database_url is not None
+        conns = []
+        try:
+            for _ in range(s.db_pool_size):
+                conns.append(probe.connect(s.database_url, timeout=10))
+            return probe.read_budget(conns[0], s.workers, s.db_pool_size + s.db_max_overflow,
+                                     exclude_pids=[conn.get_backend_pid() for conn in conns])
+        except psycopg2.Error as exc:
+            diagnosis = errors.classify_exception(exc)
+            message = dburl.redact(errors.first_line(str(exc)))
+            opened = len(conns)
+        finally:
+            for conn in conns:
+                conn.close()
+        remaining = retry_until - time.monotonic()
+        if diagnosis is errors.AT_CAPACITY and remaining > 0:
+            delay = min(remaining, backoff_delay(attempt, 0.2, 2.0))
+            ctx.log.info("db.wait.retry", attempt=attempt, delay_s=round(delay, 3), error=message,
+                         remaining_s=round(remaining, 1), reason=diagnosis.kind, opened=opened)
+            if ctx.signals.sleep(delay):
+                raise StopRequested(ctx.signals.name(ctx.signals.stop_signal or 15))
+            return None
+        if diagnosis is errors.AT_CAPACITY:
+            raise SupervisorError(
+                f"database at capacity within DB_WAIT_TIMEOUT={s.db_wait_timeout:g}s: could open only "
+                f"{opened} of the pool's {s.db_pool_size} connections: {message}",
+                diagnosis.exit_code, diagnosis.hint, opened=opened, reason=diagnosis.kind, attempts=attempt)
+        code = diagnosis.exit_code if not diagnosis.retryable else ExitCode.UNAVAILABLE
+        raise SupervisorError(f"could not open the pool's connections: {message}", code, diagnosis.hint,
+                              opened=opened, reason=diagnosis.kind)
 
 
 # The database phases of each plan, in order: the one list of them.  ``jarlpm check``

@@ -17,6 +17,7 @@ class LoadResult:
     statuses: Counter[int] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     pids: set[int] = field(default_factory=set)
+    max_latency: float = 0.0  # seconds, the slowest answered request
 
 
 class Load:
@@ -60,11 +61,13 @@ class Load:
                     return
                 self._remaining -= 1
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            started = time.monotonic()
             try:
                 conn.request("GET", self.path)
                 resp = conn.getresponse()
                 body = resp.read()
                 with self._lock:
+                    self.result.max_latency = max(self.result.max_latency, time.monotonic() - started)
                     self.result.statuses[resp.status] += 1
                     if resp.status == 200:
                         self.result.ok += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import http.client
 import json
 import os
@@ -23,6 +24,7 @@ APPS = REPO / "tests" / "apps"
 # Set by conftest for each test: False refuses to start a supervisor in a test not marked
 # ``slow`` (end-to-end tests live in tests/e2e or carry the marker), None outside pytest.
 SLOW_TEST_RUNNING: bool | None = None
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, named only from Python 3.10 on some platforms
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
@@ -41,7 +43,9 @@ class Supervisor:
     """A supervisor process under test; collects every stdout line (all must be JSON)."""
 
     def __init__(self, env: dict[str, str], args: tuple[str, ...] = ("run",),
-                 command: list[str] | None = None, cwd: Path = REPO) -> None:
+                 command: list[str] | None = None, cwd: Path = REPO, log_reader: bool = False) -> None:
+        """``log_reader``: stdout goes through a ``cat`` process (``self.reader``) over a one-page
+        pipe, so a test can stall the log's reader with SIGSTOP as a stopped journald would."""
         if SLOW_TEST_RUNNING is False:
             raise AssertionError("a test that starts a real supervisor is end-to-end: put it in tests/e2e "
                                  "or mark it @pytest.mark.slow")
@@ -49,13 +53,26 @@ class Supervisor:
         self.json_only = env.get("LOG_FORMAT", "json") == "json"
         self.port = int(env.get("PORT", "0") or 0)
         cmd = command or [sys.executable, "-m", "supervisor", *args]
-        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+        self.reader: subprocess.Popen[bytes] | None = None
+        if log_reader:
+            read_end, write_end = os.pipe()
+            fcntl.fcntl(write_end, F_SETPIPE_SZ, 4096)
+            self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=write_end,
+                                         stderr=subprocess.PIPE, start_new_session=True)
+            self.reader = subprocess.Popen(["cat"], stdin=read_end, stdout=subprocess.PIPE,
+                                           start_new_session=True)
+            os.close(read_end)
+            os.close(write_end)
+            stdout = self.reader.stdout
+        else:
+            self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, start_new_session=True)
+            stdout = self.proc.stdout
         self.lines: list[str] = []
         self.stderr_lines: list[str] = []
         self._lock = threading.Lock()
         self._threads = [
-            threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True),
+            threading.Thread(target=self._read, args=(stdout, self.lines), daemon=True),
             threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr_lines), daemon=True),
         ]
         for thread in self._threads:
@@ -143,6 +160,11 @@ class Supervisor:
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
+        if self.reader is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.reader.pid, signal.SIGCONT)  # a stalled reader drains, then ends
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.reader.wait(10)
 
     def get(self, path: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
         return http_get(self.port, path, timeout)

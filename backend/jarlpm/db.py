@@ -1,4 +1,4 @@
-"""The database engines (the request pool and the readiness probe's) and the pool's warm-up."""
+"""The database engine (the request pool, which readiness uses too) and the pool's warm-up."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 from jarlpm.pool import instrument
 from jarlpm.settings import Settings
@@ -24,7 +23,6 @@ log = logging.getLogger("jarlpm.db")
 # Diagnostics (pg_stat_activity) find JarlPM's connections by the ``jarlpm-``
 # prefix and the holder process by the pid after the colon.
 SERVER_APPLICATION = APP_PREFIX  # the connection budget counts these as the app's own
-PROBE_APPLICATION = "jarlpm-ready"
 
 # Warming must never hold up start-up for long: a slow database is reported by
 # the first request (503), not by a server that takes a minute to boot.
@@ -98,32 +96,6 @@ def create_db_engine(settings: Settings) -> Engine:
     # left), on the one engine serving requests; JARLPM_POOL_INSTRUMENTATION=0 skips it.
     instrument(engine, settings)
     return engine
-
-
-def create_probe_engine(settings: Settings) -> Engine:
-    """Create the readiness probe's engine: unpooled, short timeouts, its own application name.
-
-    Its statement timeout is set per probe (see ``bounded_transaction``).  Kept
-    apart from the request pool so that a saturated pool does not make
-    every replica look unready at once (which would take the whole service out
-    of the load balancer exactly when it is busiest), and so that a probe never
-    waits ``DB_POOL_TIMEOUT`` for a connection.
-    """
-    if not settings.database_url:
-        raise ValueError("create_probe_engine needs settings.database_url")
-    return sa.create_engine(
-        settings.database_url,
-        poolclass=NullPool,
-        connect_args=connect_args(
-            settings,
-            application=PROBE_APPLICATION,
-            # The probe bounds its query with SET LOCAL instead: PgBouncer (in
-            # transaction mode) refuses an ``options`` startup parameter unless
-            # configured to ignore it, and a probe must not fail for that.
-            statement_timeout_s=0,
-            connect_timeout_s=max(2, round(settings.ready_timeout_s)),  # libpq's minimum is 2
-        ),
-    )
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from jarlpm import db
-from jarlpm.schema_state import script_revisions
+from jarlpm.schema_state import SchemaState, script_revisions
 from jarlpm.settings import Settings
 
 log = logging.getLogger("jarlpm.app")
@@ -25,7 +25,8 @@ class Runtime:
     settings: Settings
     engine: Engine | None = None
     sessions: sessionmaker[Session] | None = None
-    probe: Engine | None = None
+    # The last schema state readiness saw, for when every pooled connection is busy serving.
+    last_schema: SchemaState | None = None
     # Set when shutdown begins, so readiness turns 503 while requests drain.
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -38,9 +39,8 @@ class Runtime:
 
     def dispose(self) -> None:
         """Close every pooled connection (checked-in ones now, checked-out ones on return)."""
-        for engine in (self.engine, self.probe):
-            if engine is not None:
-                engine.dispose()
+        if self.engine is not None:
+            self.engine.dispose()
 
 
 def start_runtime(settings: Settings) -> Runtime:
@@ -57,7 +57,6 @@ def start_runtime(settings: Settings) -> Runtime:
         settings=settings,
         engine=engine,
         sessions=db.session_factory(engine),
-        probe=db.create_probe_engine(settings),
     )
     db.warm_pool(engine, settings.pool_size)
     # Read the migration scripts now, so that the first readiness probe spends

@@ -58,6 +58,7 @@ class Settings:
     jarlpm_app_dir: str = "backend"
     log_format: str = "json"
     log_level: str = "info"
+    log_buffer_kb: int = 4096
     alembic_ini: str = "alembic.ini"
     metrics_port: int | None = None  # METRICS_PORT (conventions.py): None is off
     metrics_host: str = "0.0.0.0"
@@ -151,6 +152,7 @@ def load_settings(env: Mapping[str, str], read_file: Callable[[str], str] = read
         jarlpm_app_dir=r.raw("JARLPM_APP_DIR") or "backend",
         log_format=r.value("LOG_FORMAT"),
         log_level=r.value("LOG_LEVEL"),
+        log_buffer_kb=r.value("LOG_BUFFER_KB"),
         alembic_ini=_check_alembic_ini(r, env, is_file),
         warnings=unknown_variable_warnings(env),
     )

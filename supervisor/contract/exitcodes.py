@@ -13,7 +13,7 @@ class ExitCode(IntEnum):
     DATAERR = 65  # migrations failed, several heads, models out of step
     UNAVAILABLE = 69  # database not reachable within DB_WAIT_TIMEOUT
     SOFTWARE = 70  # the server kept crashing (or an internal error)
-    TEMPFAIL = 75  # timed out waiting for another replica's migration lock
+    TEMPFAIL = 75  # timed out waiting for another replica's migration lock, or for a free connection slot
     NOPERM = 77  # database refused the credentials or the permission
     CONFIG = 78  # invalid configuration
 

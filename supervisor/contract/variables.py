@@ -94,6 +94,7 @@ RULES: dict[str, Rule] = {
     "JARLPM_ENV": OneOf("production", ENVIRONMENTS),
     "LOG_FORMAT": OneOf("json", LOG_FORMATS),
     "LOG_LEVEL": OneOf("info", LOG_LEVELS),
+    "LOG_BUFFER_KB": Whole(4096, 16, 1024 * 1024),
 }
 
 # Variables with a rule of their own (in ``config``): name -> default as README.md writes it.
@@ -137,6 +138,7 @@ INTERNAL = {
     "JARLPM_READY_PATH",
     "JARLPM_POOL_INSTRUMENTATION",
     "JARLPM_SUPERVISOR_PID",
+    "JARLPM_PROCESS_TAG",
 }
 
 # Names in these families that are not known are probably typos.

@@ -27,6 +27,18 @@ _TRANSIENT = Diagnosis(
     "raise DB_WAIT_TIMEOUT if it is slow to start",
 )
 
+# PostgreSQL is up but every connection slot is taken: waiting can fix it (slots free up),
+# but it is no reachability problem, and its exit code and hint say so (issue #16).
+AT_CAPACITY = Diagnosis(
+    "database_at_capacity", True, ExitCode.TEMPFAIL,
+    "PostgreSQL is running but has no free connection slot (max_connections reached; the last "
+    "few are reserved for superusers): find who holds them (pg_stat_activity), lower "
+    "WORKERS × (DB_POOL_SIZE + DB_MAX_OVERFLOW) across replicas, put PgBouncer in front, or raise "
+    "max_connections",
+)
+_CAPACITY_CODES = ("53300",)
+_CAPACITY_FRAGMENTS = ("too many clients", "remaining connection slots")
+
 # (kind, SQLSTATEs, message fragments, exit code, hint)
 _PERMANENT: list[tuple[str, tuple[str, ...], tuple[str, ...], ExitCode, str]] = [
     ("authentication_failed", ("28P01", "28000"),
@@ -54,17 +66,19 @@ _PERMANENT: list[tuple[str, tuple[str, ...], tuple[str, ...], ExitCode, str]] = 
 _TRANSIENT_FRAGMENTS = (
     "connection refused", "could not connect", "timeout expired", "starting up",
     "shutting down", "server closed the connection", "could not translate host name",
-    "no route to host", "network is unreachable", "too many clients", "remaining connection slots",
+    "no route to host", "network is unreachable",
     "terminating connection", "connection reset", "in recovery mode", "not yet accepting connections",
     "the database system is", "name or service not known", "temporary failure in name resolution",
     "ssl syscall", "eof detected", "ssl connection has been closed",
 )
-_TRANSIENT_CODES = ("57P01", "57P02", "57P03", "53300", "08000", "08001", "08003", "08006")
+_TRANSIENT_CODES = ("57P01", "57P02", "57P03", "08000", "08001", "08003", "08006")
 
 
 def classify(pgcode: str | None, message: str) -> Diagnosis:
     """Map an error's SQLSTATE and message to a ``Diagnosis``."""
     text = message.lower()
+    if pgcode in _CAPACITY_CODES or any(fragment in text for fragment in _CAPACITY_FRAGMENTS):
+        return AT_CAPACITY
     if pgcode in _TRANSIENT_CODES:
         return _TRANSIENT
     for kind, codes, _fragments, code, hint in _PERMANENT:

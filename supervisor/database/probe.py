@@ -11,7 +11,7 @@ import psycopg2
 
 from supervisor.contract import budget, dburl
 from supervisor.contract.budget import ConnectionBudget
-from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
+from supervisor.contract.exitcodes import StopRequested, SupervisorError
 from supervisor.database import errors
 from supervisor.system.backoff import backoff_delay
 from supervisor.system.signals import SignalQueue
@@ -52,8 +52,9 @@ def wait_for_database(url: str, timeout: float, signals: SignalQueue, log: Any,
     """Probe until the database answers; return the number of attempts.
 
     Errors that waiting cannot fix (credentials, missing database, permissions) end
-    the wait at once.  The short cap on the backoff means a database that comes back
-    is noticed within about a second.
+    the wait at once.  A database at capacity is waited for too (slots free up), and
+    at the deadline it fails with its own exit code (75) and hint.  The short cap on
+    the backoff means a database that comes back is noticed within about a second.
     """
     deadline = time.monotonic() + timeout
     attempt = 0
@@ -73,9 +74,11 @@ def wait_for_database(url: str, timeout: float, signals: SignalQueue, log: Any,
                 ) from None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                what = ("database at capacity (no free connection slot)" if diagnosis is errors.AT_CAPACITY
+                        else "database not reachable")
                 raise SupervisorError(
-                    f"database not reachable within DB_WAIT_TIMEOUT={timeout:g}s: {message}",
-                    ExitCode.UNAVAILABLE, diagnosis.hint, attempts=attempt,
+                    f"{what} within DB_WAIT_TIMEOUT={timeout:g}s: {message}",
+                    diagnosis.exit_code, diagnosis.hint, attempts=attempt, reason=diagnosis.kind,
                     database=dburl.describe(url),
                 ) from None
             delay = min(remaining, backoff_delay(attempt, base, cap))

@@ -109,6 +109,13 @@ def _restarts(inc: Incident) -> Candidate:
 
 def _hang(inc: Incident) -> Candidate:
     f = inc.facts
+    if f.get("stopped"):
+        return Candidate(
+            80, "the server process was stopped (SIGSTOP, a debugger, `docker pause` or a cgroup freezer): "
+                "it sent no heartbeat and printed no stacks, so no blocking call is to blame",
+            "find what stopped it (`kill -STOP`, gdb/py-spy attached, a paused container) and stop doing "
+            "that to a serving process; the supervisor replaced it after HEARTBEAT_TIMEOUT", inc,
+            ["the process_state field of child.unresponsive"])
     func, endpoint = f.get("function"), f.get("endpoint")
     where = f"{func} ({f.get('file', '?').rsplit('/', 1)[-1]}:{f.get('line')})" if func else f.get("where")
     cause = f"the event loop stalled in {where}" + (f", called by endpoint {endpoint}" if endpoint else "")

@@ -159,7 +159,10 @@ class ChildTracker:
         if pid is not None:
             self.unresponsive.add(pid)
         stall = stacks.stalled_frame(event.get("stacks"))
-        where = stall.describe() if stall else "an unknown place (no Python frame in the stacks)"
+        # A stopped process (SIGSTOP, a debugger) prints no stacks: no code is to blame.
+        stopped = event.get("process_state") == "stopped" or (stall is None and not event.get("stacks"))
+        where = stall.describe() if stall else ("no stack dump: the process was stopped" if stopped
+                                                else "an unknown place (no Python frame in the stacks)")
         hang = self.hang
         # A line cut before its stacks belongs to the hang under way.
         key = (stall.frame.file, stall.frame.func) if stall else (hang.facts.get("key") if hang else None)
@@ -171,6 +174,8 @@ class ChildTracker:
         if hang is None:
             hang = self.hang = Incident("hang", ts, severity="error", supervisor=self.supervisor, count=0,
                                         facts={"key": key, "where": where, "pids": []})
+            if stopped:
+                hang.facts["stopped"] = True
             if stall is not None:
                 hang.facts.update(function=stall.frame.func, file=stall.frame.file, line=stall.frame.line,
                                   thread=stall.thread)
@@ -199,6 +204,9 @@ class ChildTracker:
         pids = f"pid {f['pids'][0]}" if len(f["pids"]) == 1 else f"pids {', '.join(map(str, f['pids'][:5]))}"
         hang.summary = (f"hang{times}: event loop of {pids} stalled {f.get('stalled_s', '?')} s "
                         f"(HEARTBEAT_TIMEOUT {f.get('heartbeat_timeout_s', '?')} s) in {f['where']}")
+        if f.get("stopped"):
+            hang.summary = (f"stopped{times}: {pids} sent no heartbeat for {f.get('stalled_s', '?')} s "
+                            "and printed no stack dump (stopped, not blocked by its code)")
         if f.get("killed"):
             hang.summary += "; killed with SIGKILL" + (" and restarted" if f.get("restarts") else "")
         f.pop("key", None)

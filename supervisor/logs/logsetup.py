@@ -1,19 +1,16 @@
 """One stream of structured log lines for the supervisor and its server processes.
 
-Every line goes through ``LogSink``: a bounded queue drained by one writer thread,
-so a slow reader of stdout never stalls the supervisor's loop.  Supervisor events
-are dropped (and counted) when the queue is full; relayed server lines wait instead,
-which slows only the server that produced them, as writing to a pipe directly would.
+Every line goes through ``sink.LogSink``: one FIFO drained by one writer thread, so
+neither the supervisor's loop nor a server process ever waits for the reader of
+stdout; server lines beyond a bounded buffer are dropped and counted instead, and
+supervisor events have a budget of their own (see ``sink``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import queue
 import sys
-import threading
-import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -22,6 +19,7 @@ import structlog
 
 from supervisor.contract import dburl
 from supervisor.logs import journal, messages
+from supervisor.logs.sink import LogSink
 
 EventDict = MutableMapping[str, Any]
 Renderer = Callable[[EventDict], str]
@@ -84,92 +82,6 @@ def console_renderer(colors: bool) -> Renderer:
     return render
 
 
-class LogSink:
-    """The single writer of stdout: a bounded queue and a daemon thread."""
-
-    def __init__(self, stream: TextIO | None = None, maxsize: int = 10000) -> None:
-        self._stream = stream
-        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=maxsize)
-        self._dropped = 0
-        self._dropped_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
-        self._thread.start()
-
-    def _fd(self) -> int:
-        stream = self._stream or sys.stdout
-        return stream.fileno()
-
-    def _run(self) -> None:
-        while True:
-            line = self._queue.get()
-            if line is None:
-                self._queue.task_done()
-                return
-            batch = [line]
-            # Drain what is already queued so a burst costs one write.
-            while len(batch) < 512:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put_nowait(None)
-                    self._queue.task_done()
-                    break
-                batch.append(nxt)
-            self._write("".join(batch))
-            for _ in batch:
-                self._queue.task_done()
-
-    def _write(self, text: str) -> None:
-        data = text.encode("utf-8", "replace")
-        try:
-            fd = self._fd()
-            while data:
-                written = os.write(fd, data)
-                data = data[written:]
-        except (OSError, ValueError):
-            # stdout is gone (reader exited): nothing sensible left to do with logs.
-            pass
-
-    def put_nowait(self, line: str) -> None:
-        """Queue a supervisor line; drop and count it if the reader has fallen far behind."""
-        with self._dropped_lock:
-            dropped, self._dropped = self._dropped, 0
-        if dropped:
-            notice = LogRuntime.render(messages.ensure_message(
-                {"timestamp": utc_timestamp(), "level": "warning", "event": "log.dropped",
-                 "source": "supervisor", "pid": os.getpid(), "dropped": dropped,
-                 "hint": "the log reader is too slow; check the log shipper or journald rate limits"}
-            ))
-            try:
-                self._queue.put_nowait(notice + "\n")
-                dropped = 0
-            except queue.Full:
-                pass
-        try:
-            self._queue.put_nowait(line + "\n")
-        except queue.Full:
-            dropped += 1
-        if dropped:
-            with self._dropped_lock:
-                self._dropped += dropped
-
-    def put(self, line: str, timeout: float | None = None) -> None:
-        """Queue a relayed server line, waiting for room (back-pressure on that server only)."""
-        try:
-            self._queue.put(line + "\n", timeout=timeout)
-        except queue.Full:
-            with self._dropped_lock:
-                self._dropped += 1
-
-    def flush(self, timeout: float = 5.0) -> None:
-        """Wait (bounded) until everything queued has been written."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.005)
-
-
 class _SinkLogger:
     """The structlog 'logger' at the end of the chain: hands the rendered line to the sink."""
 
@@ -226,10 +138,12 @@ def _is_journal(stream: TextIO) -> bool:
 
 
 def configure(log_format: str = "json", log_level: str = "info", stream: TextIO | None = None,
-              pid: int | None = None) -> LogSink:
+              pid: int | None = None, buffer_kb: int | None = None) -> LogSink:
     """Configure structlog for the supervisor process; returns the sink (call ``flush`` at exit)."""
     if LogRuntime.sink is None:
-        LogRuntime.sink = LogSink(stream)
+        LogRuntime.sink = LogSink(stream, render_notice=lambda event: LogRuntime.render(event))
+    if buffer_kb is not None:
+        LogRuntime.sink.set_server_budget(buffer_kb * 1024)
     colors = log_format == "console" and (stream or sys.stdout).isatty()
     LogRuntime.render = json_renderer if log_format == "json" else console_renderer(colors)
     if _is_journal(stream or sys.stdout):
@@ -257,8 +171,25 @@ def get_logger() -> Any:
     return structlog.get_logger()
 
 
-def relay_line(event_dict: EventDict, block: bool = True) -> None:
-    """Emit an already-built server event (stamped by the caller) through the sink."""
+# A relayed line of output is cut at 64 KiB (``lines.MAX_LINE``); escaping can still
+# multiply it (a control character is six bytes of JSON), so the rendered line is bounded too.
+MAX_RENDERED = 256 * 1024
+
+
+def _bounded(line: str, event_dict: EventDict) -> str:
+    if len(line) <= MAX_RENDERED:
+        return line
+    head = {k: event_dict[k] for k in _HEAD if k in event_dict}
+    return LogRuntime.render({**head, "message": line[: MAX_RENDERED // 8] + " …[cut]",
+                              "truncated_chars": len(line)})
+
+
+def relay_line(event_dict: EventDict) -> None:
+    """Emit an already-built event (stamped by the caller) through the sink, never waiting.
+
+    A server's line is dropped (and counted) when the server budget is spent; a line
+    that is a supervisor event (the phase process's) goes in with the events.
+    """
     sink = LogRuntime.sink
     if sink is None:
         return
@@ -266,23 +197,23 @@ def relay_line(event_dict: EventDict, block: bool = True) -> None:
     if level < LogRuntime.level:
         return
     # One pass over the rendered line instead of one per field: relaying is the hot path.
-    line = dburl.redact(LogRuntime.render(event_dict))
-    if block:
-        sink.put(line, timeout=None)
+    line = _bounded(dburl.redact(LogRuntime.render(event_dict)), event_dict)
+    if event_dict.get("source") == "server":
+        sink.put_server(line, int(event_dict.get("pid") or 0))
     else:
-        sink.put_nowait(line)
+        sink.put_event(line)
 
 
 def relay_lines(events: Sequence[EventDict]) -> None:
-    """Emit a batch of server events as one queue item (waiting for room: back-pressure)."""
+    """Emit a batch of one server process's events; each is dropped if the server budget is spent."""
     sink = LogRuntime.sink
     if sink is None or not events:
         return
     render, threshold = LogRuntime.render, LogRuntime.level
-    lines = [dburl.redact(render(e)) for e in events
+    lines = [_bounded(dburl.redact(render(e)), e) for e in events
              if _LEVELS.get(str(e.get("level", "info")), 20) >= threshold]
     if lines:
-        sink.put("\n".join(lines), timeout=None)
+        sink.put_server_lines(lines, int(events[0].get("pid") or 0))
 
 
 def flush(timeout: float = 5.0) -> None:

@@ -5,22 +5,35 @@ over whatever they claimed (a server line cannot pose as a supervisor event).  P
 text is wrapped; a Python traceback becomes one event instead of twenty lines; a
 faulthandler stack dump (asked for by the supervisor) is kept aside for
 ``child.unresponsive`` instead of being printed.
+
+No output stops a relay (issue #16): a line is cut at ``lines.MAX_LINE`` bytes with a marker,
+``\r``-separated progress output keeps only what a terminal would show (in linear
+time), a line that cannot be handled goes out as plain text with one
+``log.relay_error``, and a relay that fails anyway restarts in plain-text mode and
+says so: if it stopped reading, the server's next write would block or break.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from supervisor.logs import logsetup, messages
+from supervisor.logs.lines import LineSplitter
 
 _DUMP_HEADER = re.compile(r"^(Current thread|Thread) 0x[0-9a-f]+ .*\(most recent call first\):$")
 _DUMP_BODY = re.compile(r"^(  File |  <no Python frame>|  \.\.\.|$)")
+TAIL_LINE_CHARS = 1000  # characters of one line kept in stderr_tail
+MAX_TRACEBACK_LINES = 400
+MAX_DUMP_LINES = 5000
+MAX_RESTARTS = 3
 _TB_CONTINUATION = ("During handling of the above exception", "The above exception was the direct",
                     "Traceback (most recent call last):")
 
@@ -43,7 +56,8 @@ class StackDump:
 
     def add(self, line: str) -> None:
         with self._lock:
-            self.lines.append(line)
+            if len(self.lines) < MAX_DUMP_LINES:
+                self.lines.append(line[:TAIL_LINE_CHARS])
             self.last_line_at = time.monotonic()
 
     def take(self) -> list[str]:
@@ -60,7 +74,7 @@ def parse_line(text: str) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a deeply nested line (issue #16)
         return None
     return value if isinstance(value, dict) else None
 
@@ -71,7 +85,8 @@ class StreamRelay:
     def __init__(self, pipe: IO[bytes], pid: int, stream: str,
                  tail: deque[str] | None = None, dump: StackDump | None = None,
                  emit: Callable[[dict[str, Any]], None] = logsetup.relay_line,
-                 source: str = "server") -> None:
+                 source: str = "server",
+                 on_error: Callable[[str, dict[str, Any]], None] | None = None) -> None:
         self.pipe = pipe
         self.source = source
         self.pid = pid
@@ -79,6 +94,11 @@ class StreamRelay:
         self.tail = tail
         self.dump = dump
         self.emit = emit
+        self._emit_one = emit
+        self.on_error = on_error or _log_relay_trouble
+        self.plain = False  # after a failure of our own: every line as plain text
+        self._error_reported = False
+        self._backlog: deque[bytes] = deque()
         self._traceback: list[str] = []
         self._in_dump = False
         self.thread = threading.Thread(target=self._run, name=f"relay-{pid}-{stream}", daemon=True)
@@ -90,47 +110,73 @@ class StreamRelay:
         self.thread.join(timeout)
 
     def _run(self) -> None:
-        batching = self.emit is logsetup.relay_line
+        chunks = LineSplitter(self.pipe)
+        restarts = 0
         try:
-            for chunk in self._chunks():
-                if batching:
-                    # Everything the process wrote since the last read goes out as one queue
-                    # item and one write: the relay must keep up with a chatty server.
-                    batch: list[dict[str, Any]] = []
-                    self.emit = batch.append
-                    for raw in chunk:
-                        self._line(raw.decode("utf-8", "replace").rstrip("\r"))
-                    self.emit = logsetup.relay_line
-                    logsetup.relay_lines(batch)
-                else:
-                    for raw in chunk:
-                        self._line(raw.decode("utf-8", "replace").rstrip("\r"))
-        except (OSError, ValueError):
-            pass
+            while True:
+                try:
+                    self._pump(chunks)
+                    return
+                except (OSError, ValueError):
+                    return  # the pipe was closed under us: the process is gone
+                except Exception as exc:  # noqa: BLE001 - a bug of ours must not stop the reading
+                    restarts += 1
+                    self.plain = True
+                    self._report("log.relay_restarted", exc, restarts=restarts)
+                    if restarts >= MAX_RESTARTS:
+                        # Keep the pipe drained so the process never blocks or breaks on it.
+                        self._report("log.relay_failed", exc, restarts=restarts)
+                        for _ in chunks:
+                            pass
+                        return
         finally:
-            if batching:
-                self.emit = logsetup.relay_line
+            self.emit = self._emit_one
             self._flush_traceback()
-            try:
+            with contextlib.suppress(OSError):
                 self.pipe.close()
-            except OSError:
-                pass
 
-    def _chunks(self) -> Iterator[list[bytes]]:
-        """Complete lines as they arrive, in groups of whatever one read returned."""
-        read = getattr(self.pipe, "read1", self.pipe.read)
-        pending = b""
-        while True:
-            data = read(65536)
-            if not data:
-                if pending:
-                    yield [pending]
-                return
-            pending += data
-            if b"\n" not in data:
+    def _pump(self, chunks: Iterable[list[bytes]]) -> None:
+        batching = self._emit_one is logsetup.relay_line
+        for chunk in itertools.chain([list(self._backlog)], chunks):
+            # Lines not yet handled when a failure restarted the relay are handled first.
+            self._backlog = deque(chunk)
+            if not batching:
+                while self._backlog:
+                    self._handle(self._backlog.popleft())
                 continue
-            *lines, pending = pending.split(b"\n")
-            yield lines
+            # Everything the process wrote since the last read goes out in one go: the
+            # relay must keep up with a chatty server.
+            batch: list[dict[str, Any]] = []
+            self.emit = batch.append
+            try:
+                while self._backlog:
+                    self._handle(self._backlog.popleft())
+            finally:
+                self.emit = self._emit_one
+            logsetup.relay_lines(batch)
+
+    def _handle(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", "replace")
+        if self.plain:
+            self._plain_line(text)
+            return
+        try:
+            self._line(text)
+        except Exception as exc:  # noqa: BLE001 - an app's output, however odd, must not end the relay
+            if not self._error_reported:
+                self._error_reported = True
+                self._report("log.relay_error", exc)
+            self._traceback.clear()
+            self._plain_line(text)
+
+    def _plain_line(self, text: str) -> None:
+        if text.strip():
+            level = "info" if self.stream == "stdout" else "warning"
+            self.emit(self._stamp({"level": level, "event": _NAMES[self.source]["output"],
+                                   "stream": self.stream, "message": text}))
+
+    def _report(self, event: str, exc: BaseException, **fields: Any) -> None:
+        self.on_error(event, {"pid": self.pid, "stream": self.stream, "error": repr(exc)[:500], **fields})
 
     def _stamp(self, event: dict[str, Any]) -> dict[str, Any]:
         if "timestamp" not in event:
@@ -156,7 +202,7 @@ class StreamRelay:
             self._collect_traceback(text)
             return
         if self.tail is not None:
-            self.tail.append(text)
+            self.tail.append(text[:TAIL_LINE_CHARS])
         parsed = parse_line(text)
         if parsed is not None:
             self.emit(self._stamp(parsed))
@@ -181,9 +227,9 @@ class StreamRelay:
     def _collect_traceback(self, text: str) -> None:
         self._traceback.append(text)
         if self.tail is not None:
-            self.tail.append(text)
+            self.tail.append(text[:TAIL_LINE_CHARS])
         is_body = text.startswith((" ", "\t")) or not text.strip() or text.startswith(_TB_CONTINUATION)
-        if not is_body:
+        if not is_body or len(self._traceback) >= MAX_TRACEBACK_LINES:
             self._flush_traceback()
 
     def _flush_traceback(self) -> None:
@@ -192,3 +238,17 @@ class StreamRelay:
         lines, self._traceback = self._traceback, []
         self.emit(self._stamp({"level": "error", "event": _NAMES[self.source]["traceback"], "stream": self.stream,
                                "message": lines[-1], "traceback": "\n".join(lines)}))
+
+
+def _log_relay_trouble(event: str, fields: dict[str, Any]) -> None:
+    hint = _HINTS.get(event, "")
+    logsetup.get_logger().error(event, hint=hint, **fields)
+
+
+_HINTS = {
+    "log.relay_error": "a line of the process's output could not be handled and was passed on as plain "
+                       "text; the relay goes on",
+    "log.relay_restarted": "a bug in the supervisor's relay: its lines now pass as plain text; please report it",
+    "log.relay_failed": "a bug in the supervisor's relay: this stream is still read (the process never "
+                        "blocks on it) but discarded until the process is replaced; please report it",
+}

@@ -72,7 +72,11 @@ class ControlChannel:
 
     @staticmethod
     def _supervisor_gone() -> None:
-        # Helpers may have left our process group (setsid): find them through the tree.
+        # Helpers may have left our process group (setsid): find them through the tree, and
+        # those that daemonised out of it too (double fork: reparented to init) by our tag.
+        tag = os.environ.get(reaper.TAG_VARIABLE)
+        if tag:
+            reaper.kill_tagged(tag, exclude={os.getpid()})
         for pid in reaper.descendants(os.getpid()):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
@@ -126,9 +130,18 @@ class SupervisedServer(uvicorn.Server):
         Sent before SIGTERM on a reload or a stop: uvicorn's shutdown closes connections
         that were accepted but whose request had not arrived yet, so the supervisor first
         lets the other processes (or the backlog) take new connections.
+
+        Only the socket's reader is removed: closing the asyncio server here made a
+        connection accepted in the same loop iteration fail its transport creation
+        (``Server._attach`` asserts the server is open) and leak, unanswered, until the
+        process exited and the kernel reset it (issue #16).  uvicorn's shutdown closes
+        the server later, when every accepted connection has its transport.
         """
+        loop = self._loop
         for server in getattr(self, "servers", []):
-            server.close()
+            for sock in server.sockets or ():
+                if loop is not None:
+                    loop.remove_reader(sock.fileno())
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         # Hold lifespan startup (which opens the app's pool) until the schema is at head.

@@ -10,6 +10,7 @@ pure restart and crash-loop rules; ``listener`` (the socket, bound
 or handed over by systemd); ``metrics`` (``GET /metrics``: the loop's figures and the
 server processes' multiprocess files); ``handover`` (database
 URLs to children by descriptor, never in their environment);
+``backlog`` (on a stop, answers the connections queued in the socket instead of resetting them);
 ``status``/``statuscli`` (``jarlpm status`` over a Unix socket).
 
 Runs in: the supervisor.  May import: ``contract``, ``system``, ``logs``, ``phases``

@@ -198,10 +198,11 @@ class Arbiter:
             self.notifier.ready(f"serving on {self.settings.host}:{self.settings.port} "
                                 f"with {len(pids)} worker(s)")
 
-    def healthy(self) -> bool:
-        """Every slot has a ready process whose heartbeat is fresh."""
+    def healthy(self, within: float | None = None) -> bool:
+        """Every slot has a ready process whose heartbeat is fresh (``within`` seconds, else HEARTBEAT_TIMEOUT)."""
         now = time.monotonic()
-        return all(p is not None and p.ready and now - p.last_heartbeat < self.settings.heartbeat_timeout
+        limit = self.settings.heartbeat_timeout if within is None else min(within, self.settings.heartbeat_timeout)
+        return all(p is not None and p.ready and now - p.last_heartbeat < limit
                    for p in self.slots.values())
 
     # -- spawning and deaths -------------------------------------------------------------
@@ -234,6 +235,9 @@ class Arbiter:
         exit_status = proc.mark_exited(status)
         self.metrics.process_exited(proc.pid)
         proc.kill_group()  # helpers the app started die with their server process
+        escaped = proc.kill_escaped()  # and so do those that daemonised out of its group
+        if escaped:
+            self.log.warning("supervisor.orphans_killed", pids=escaped, of_pid=proc.pid, worker=proc.slot)
         for relay in proc.relays:
             relay.join(0.5)
         was_ready = proc.ready

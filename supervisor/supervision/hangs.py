@@ -11,7 +11,9 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
+from supervisor.supervision import server_process
 from supervisor.supervision.server_process import ServerProcess
+from supervisor.system import reaper
 
 if TYPE_CHECKING:
     from supervisor.supervision.arbiter import Arbiter
@@ -27,7 +29,9 @@ def startup_timeout(arb: Arbiter) -> float:
 def check_heartbeats(arb: Arbiter) -> None:
     now = time.monotonic()
     for proc in arb.processes():
-        if not proc.alive or proc.stop_requested:
+        # Already killed for a stall, not yet reaped: one child.unresponsive per stall
+        # (a SIGSTOPped process once got a dozen within 30 ms, issue #16).
+        if not proc.alive or proc.stop_requested or proc.unresponsive:
             continue
         if proc.ready:
             stalled = now - proc.last_heartbeat
@@ -49,12 +53,12 @@ def check_heartbeats(arb: Arbiter) -> None:
 
 def kill_unresponsive(arb: Arbiter, proc: ServerProcess, stalled: float) -> None:
     stacks = proc.dump.take()
+    state = reaper.process_state(proc.pid)
     arb.log.error(
         "child.unresponsive", pid=proc.pid, worker=proc.slot, stalled_s=round(stalled, 1),
         during="serving" if proc.ready else "startup",
-        heartbeat_timeout_s=arb.settings.heartbeat_timeout, stacks=stacks,
-        hint="the event loop was blocked: a blocking call (sync I/O, time.sleep, a lock) in an "
-             "async endpoint? Use a def endpoint or run it in a thread; the stacks show where",
+        heartbeat_timeout_s=arb.settings.heartbeat_timeout, stacks=stacks, process_state=state,
+        hint=server_process.unresponsive_hint(state, bool(stacks)),
     )
     proc.unresponsive = True
     proc.kill_group(signal.SIGKILL)

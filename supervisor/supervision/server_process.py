@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from supervisor.contract.config import Settings
 from supervisor.contract.paths import app_dir, package_root
 from supervisor.logs.relay import StackDump, StreamRelay
 from supervisor.supervision import handover
+from supervisor.system import reaper
 
 STDERR_TAIL_LINES = 30
 
@@ -70,6 +72,18 @@ def exit_hint(status: ExitStatus, was_ready: bool, requested: bool) -> str:
     return "the server exited on its own: see stderr_tail and the lines before this event"
 
 
+def unresponsive_hint(process_state: str | None, has_stacks: bool) -> str:
+    """Why a process stopped heartbeating, from its /proc state and whether it printed stacks."""
+    if process_state == "stopped":
+        return ("the process was stopped (SIGSTOP, a debugger, `docker pause` or a cgroup freezer), "
+                "not blocked by its code: it printed no stacks; find who stopped it")
+    if not has_stacks:
+        return ("the process printed no stacks when asked (SIGUSR1): stuck outside Python (native code, "
+                "the kernel: see its state in /proc) or stopped; no Python call can be blamed")
+    return ("the event loop was blocked: a blocking call (sync I/O, time.sleep, a lock) in an "
+            "async endpoint? Use a def endpoint or run it in a thread; the stacks show where")
+
+
 @dataclass
 class ServerProcess:
     """A running (or finished) server process and what the supervisor knows of it."""
@@ -87,6 +101,7 @@ class ServerProcess:
     dump_requested_at: float | None = None
     unresponsive: bool = False
     term_due: float | None = None
+    tag: str = ""  # its JARLPM_PROCESS_TAG: finds the helpers it started, even daemonised ones
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
     dump: StackDump = field(default_factory=StackDump)
     relays: list[StreamRelay] = field(default_factory=list)
@@ -141,6 +156,10 @@ class ServerProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
 
+    def kill_escaped(self) -> list[int]:
+        """SIGKILL helpers that left its group and parentage (double fork + setsid); return whom."""
+        return reaper.kill_tagged(self.tag) if self.tag else []
+
     def mark_exited(self, status: int) -> ExitStatus:
         self.exited = ExitStatus.from_wait_status(status)
         self.exited_at = time.monotonic()
@@ -180,6 +199,8 @@ def spawn(slot: int, settings: Settings, listener: socket.socket, env: dict[str,
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["PYTHONUNBUFFERED"] = "1"
     env["JARLPM_WORKER"] = str(slot)
+    tag = secrets.token_hex(8)
+    env[reaper.TAG_VARIABLE] = tag
     try:
         process = subprocess.Popen(
             worker_command(settings, listen_fd, child_end.fileno()),
@@ -194,7 +215,7 @@ def spawn(slot: int, settings: Settings, listener: socket.socket, env: dict[str,
         child_end.close()
     now = time.monotonic()
     child = ServerProcess(slot=slot, process=process, control=parent_end, spawned_at=now,
-                          last_heartbeat=now)
+                          last_heartbeat=now, tag=tag)
     assert process.stdout is not None and process.stderr is not None
     child.relays = [
         StreamRelay(process.stdout, process.pid, "stdout", tail=None),

@@ -52,7 +52,7 @@ def _validate(log: Any, command_format: str | None = None) -> config.Settings:
                 else "no JarlPM setting has this name; remove it or fix the spelling")
         log.warning("config.unknown_variable", variable=warning["variable"],
                     suggestion=warning["suggestion"] or None, hint=hint)
-    logsetup.configure(command_format or settings.log_format, settings.log_level)
+    logsetup.configure(command_format or settings.log_format, settings.log_level, buffer_kb=settings.log_buffer_kb)
     return settings
 
 

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from supervisor.supervision.arbiter import Arbiter
 
 SOCKET_NAME = "jarlpm.sock"
+# A process heartbeats every second: one silent for longer is not answering now, even if
+# HEARTBEAT_TIMEOUT has not yet run out; `jarlpm status` says so instead of "ready".
+RESPONSIVE_WITHIN = 5.0
 
 
 def state_dir() -> Path:
@@ -137,12 +140,13 @@ def snapshot(arb: Arbiter) -> dict[str, Any]:
             "ready": bool(proc and proc.ready),
             "uptime_s": round(proc.uptime(now), 1) if proc else None,
             "heartbeat_age_s": round(now - proc.last_heartbeat, 1) if proc and proc.ready else None,
+            "responsive": bool(proc and proc.ready and now - proc.last_heartbeat < RESPONSIVE_WITHIN),
             "restarts": arb.policy.restarts(slot),
             "last_exit": arb.last_exit.get(slot),
             "restart_in_s": round(arb.restart_due[slot] - now, 1) if slot in arb.restart_due else None,
         })
     phases = arb.phase_child
-    return {"state": arb.state, "ready": arb.announced_ready and arb.healthy(),
+    return {"state": arb.state, "ready": arb.announced_ready and arb.healthy(RESPONSIVE_WITHIN),
             "phase": phases.current_phase if phases is not None else None,
             "uptime_s": round(now - arb.started_at, 1), "reloads": arb.reloads,
             "listen": f"{arb.settings.host}:{arb.settings.port}", "workers": workers}

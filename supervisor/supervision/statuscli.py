@@ -25,9 +25,16 @@ def render(snapshot: dict[str, Any]) -> str:
                      else f"code {last.get('exit_code')}")) if last else "-"
         uptime = f"{w['uptime_s']}s" if w.get("uptime_s") is not None else "-"
         lines.append(f"{w.get('worker'):>6}  {w.get('pid') or '-':>8}  "
-                     f"{'yes' if w.get('ready') else 'no':>5}  {uptime:>9}  {w.get('restarts', 0):>8}  "
+                     f"{_ready_text(w):>5}  {uptime:>9}  {w.get('restarts', 0):>8}  "
                      f"{last_text}")
     return "\n".join(lines)
+
+
+def _ready_text(worker: dict[str, Any]) -> str:
+    # A ready process whose heartbeats stopped is not answering now (issue #16): say so.
+    if worker.get("ready") and worker.get("responsive") is False:
+        return "stall"
+    return "yes" if worker.get("ready") else "no"
 
 
 def main(as_json: bool) -> int:

@@ -7,7 +7,6 @@ escalates to SIGKILL.
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from supervisor.contract import control
 from supervisor.contract.exitcodes import ExitCode
+from supervisor.supervision import backlog
 from supervisor.supervision.reloading import CLOSE_GRACE, discard_spares
 from supervisor.supervision.server_process import ServerProcess
 from supervisor.system import reaper
@@ -114,10 +114,12 @@ def wait_until(arb: Arbiter, deadline: float, done: Callable[[], bool], escalate
 
 
 def close_listener(arb: Arbiter) -> None:
+    """Close the socket, first answering 503 to the connections queued in it (see ``backlog``)."""
     if arb.listener is not None:
-        with contextlib.suppress(OSError):
-            arb.listener.close()
-        arb.listener = None
+        listener, arb.listener = arb.listener, None
+        answered = backlog.answer_and_close(listener)
+        if answered:
+            arb.log.info("supervisor.backlog_answered", connections=answered, status=503)
 
 
 def clear_descendants(arb: Arbiter) -> None:

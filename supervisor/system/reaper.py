@@ -59,6 +59,20 @@ def parent_map() -> dict[int, int]:
     return parents
 
 
+_STATES = {"R": "running", "S": "sleeping", "D": "disk_sleep", "T": "stopped", "t": "tracing_stop",
+           "Z": "zombie", "X": "dead", "I": "idle"}
+
+
+def process_state(pid: int) -> str | None:
+    """The process's scheduler state from /proc (``stopped`` for SIGSTOP), None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return _STATES.get(fields[0], fields[0]) if fields else None
+
+
 def direct_children() -> list[int]:
     """PIDs whose parent is this process (adopted orphans included)."""
     me = os.getpid()
@@ -76,6 +90,40 @@ def descendants(root: int) -> list[int]:
         found.append(pid)
         stack.extend(children.get(pid, []))
     return found
+
+
+# Set in each server process's environment, with a value of its own; every process it
+# starts inherits it, even one that double-forks and calls setsid to escape its group
+# and its parent (a daemonising helper), so the helper can still be found (issue #16).
+TAG_VARIABLE = "JARLPM_PROCESS_TAG"
+
+
+def tagged(tag: str) -> list[int]:
+    """PIDs of the processes started with ``JARLPM_PROCESS_TAG=tag`` in their environment."""
+    needle = f"{TAG_VARIABLE}={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or another user's
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_tagged(tag: str, exclude: frozenset[int] | set[int] = frozenset()) -> list[int]:
+    """SIGKILL every process carrying ``tag`` (see ``TAG_VARIABLE``) except ``exclude``; return whom."""
+    killed = []
+    for pid in tagged(tag):
+        if pid in exclude:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    return killed
 
 
 def kill_children(exclude: set[int]) -> list[int]:

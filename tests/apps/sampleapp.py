@@ -2,7 +2,10 @@
 
 /slow?s=N answers after N seconds (in-flight requests on shutdown); /block stalls the
 event loop with a blocking sleep (hang detection); /helper starts a grandchild
-process (orphan clean-up); /pid says which server process answered.
+process (orphan clean-up); /pid says which server process answered; /spam prints a
+burst of output lines; /daemon starts a helper that double-forks out of its group;
+/nested prints a line too deep to parse, /progress tens of MiB of tqdm-style output
+without a newline.
 """
 
 from __future__ import annotations
@@ -83,6 +86,54 @@ async def leak() -> dict[str, str]:
     print(f"stderr says {url}", file=sys.stderr, flush=True)
     logging.getLogger("sampleapp").warning("config: %s", url)
     return {"status": "logged"}
+
+
+@app.get("/spam")
+async def spam(lines: int = 1000) -> dict[str, int]:
+    # A chatty app: many lines of output at once (the log's reader may be stalled).
+    text = "x" * 150
+    for i in range(lines):
+        print(f"spam {i} {text}", flush=True)
+    return {"printed": lines}
+
+
+@app.get("/nested")
+async def nested(depth: int = 20000) -> dict[str, int]:
+    # One deeply nested JSON line: more than json can parse (RecursionError), under 64 KiB.
+    print('{"event": "app.nested", "a": ' + "[" * depth + "]" * depth + "}", flush=True)
+    return {"depth": depth}
+
+
+@app.get("/progress")
+def progress(mb: int = 30) -> dict[str, int]:
+    # tqdm-style progress: carriage returns, no newline until the end.
+    import sys
+
+    step = b"".join(b"\r%3d%%|%s| %8d" % (i % 100, b"#" * (i % 40), i) for i in range(20000))
+    for _ in range(mb * 1024 * 1024 // len(step)):
+        sys.stderr.buffer.write(step)
+    sys.stderr.buffer.write(b"\rprogress done\n")
+    sys.stderr.buffer.flush()
+    return {"mb": mb}
+
+
+@app.get("/daemon")
+def daemon() -> dict[str, int]:
+    # A helper that daemonises: double fork + setsid, so it leaves the server's process
+    # group and its parentage (reparented to the subreaper, or to init).
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.write(write_end, str(os.getpid()).encode())
+            os.execvp("sleep", ["sleep", "600"])
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(middle, 0)
+    helper = int(os.read(read_end, 32))
+    os.close(read_end)
+    return {"helper_pid": helper}
 
 
 @app.get("/orphans")

@@ -287,6 +287,22 @@ class TestCapturedLogs:
         assert hang["facts"]["where"] == ("stalled_in_blocking_call (sampleapp.py:42) in endpoint block")
         assert hang["facts"]["killed"] == 1 and hang["facts"]["restarts"] == 1
 
+    def test_stopped_process_is_not_a_blocking_call(self, tmp_path: Path) -> None:
+        """A child.unresponsive without stacks from a stopped process: "stopped", no blocking call blamed."""
+        lines = []
+        for line in (FIXTURES / "hang.log").read_text().splitlines():
+            if '"child.unresponsive"' in line:
+                event = json.loads(line)
+                event.update(stacks=[], process_state="stopped")
+                line = json.dumps(event)
+            lines.append(line)
+        log = tmp_path / "stopped.log"
+        log.write_text("\n".join(lines) + "\n")
+        doc = report(log)
+        hang = verdict_incident(doc)
+        assert hang["facts"]["stopped"] is True and hang["summary"].startswith("stopped")
+        assert "stopped" in doc["verdict"]["cause"] and "blocking call inside" not in doc["verdict"]["cause"]
+
     def test_failed_migration(self) -> None:
         """A failed migration names the revision, SQLSTATE tip and the revision the database stays at."""
         doc = report(FIXTURES / "migration_failed.log")

@@ -51,8 +51,6 @@ class TestRetryable:
         "FATAL:  the database system is shutting down",
         "FATAL:  the database system is in recovery mode",
         "timeout expired",
-        "FATAL:  sorry, too many clients already",
-        "FATAL:  remaining connection slots are reserved for roles with the SUPERUSER attribute",
         'could not translate host name "db" to address: Name or service not known',
         'could not translate host name "db" to address: Temporary failure in name resolution',
         "server closed the connection unexpectedly",
@@ -63,6 +61,18 @@ class TestRetryable:
         diagnosis = classify(None, PREFIX + message)
         assert diagnosis.retryable is True
         assert diagnosis.exit_code == ExitCode.UNAVAILABLE
+
+    @pytest.mark.parametrize(("pgcode", "message"), [
+        (None, "FATAL:  sorry, too many clients already"),
+        (None, "FATAL:  remaining connection slots are reserved for roles with the SUPERUSER attribute"),
+        ("53300", "FATAL:  too many connections for role \"app\""),
+    ])
+    def test_capacity_is_retried_with_its_own_code_and_hint(self, pgcode: str | None, message: str) -> None:
+        """A database at capacity is waited for, then exits 75 with a capacity hint, not "firewall"."""
+        diagnosis = classify(pgcode, PREFIX + message)
+        assert diagnosis.retryable is True and diagnosis.kind == "database_at_capacity"
+        assert diagnosis.exit_code == ExitCode.TEMPFAIL
+        assert "max_connections" in diagnosis.hint and "firewall" not in diagnosis.hint
 
     def test_transient_text_wins_over_a_role_name(self) -> None:
         assert classify(None, 'FATAL:  the database system is starting up (role "x")').retryable

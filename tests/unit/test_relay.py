@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections import deque
 from typing import Any
 
-from supervisor.logs.relay import StackDump, StreamRelay, parse_line
+from supervisor.logs.lines import MAX_LINE
+from supervisor.logs.relay import TAIL_LINE_CHARS, StackDump, StreamRelay, parse_line
 
 PID = 4242
 
@@ -162,3 +164,73 @@ class TestStderrTail:
         tail: deque[str] = deque(maxlen=3)
         relay(b'{"event": "x"}\n', tail=tail)
         assert list(tail) == ['{"event": "x"}']
+
+
+def relay_with_errors(data: bytes, emit: Any = None) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
+    events: list[dict[str, Any]] = []
+    errors: list[tuple[str, dict[str, Any]]] = []
+    r = StreamRelay(io.BytesIO(data), PID, "stdout", emit=emit or events.append,
+                    on_error=lambda name, fields: errors.append((name, fields)))
+    r.start()
+    r.join(timeout=10)
+    assert not r.thread.is_alive()
+    return events, errors
+
+
+class TestOddOutput:
+    """No output, however odd, ends the relay; every line is bounded (issue #16)."""
+
+    def test_deeply_nested_json_passes_as_text(self) -> None:
+        nested = b"[" * 20_000 + b"]" * 20_000  # far deeper than json can parse, under MAX_LINE
+        events, errors = relay_with_errors(b'{"a": ' + nested + b"}\nafter\n")
+        assert [e["event"] for e in events] == ["server.output", "server.output"]
+        assert events[1]["message"] == "after"
+        assert errors == []  # parse_line knows RecursionError: not even a relay error
+
+    def test_a_failing_line_is_passed_on_as_text_with_one_report(self) -> None:
+        calls: list[dict[str, Any]] = []
+
+        def emit(event: dict[str, Any]) -> None:
+            if event.get("event") == "boom":
+                raise RuntimeError("renderer broke")
+            calls.append(event)
+
+        events, errors = relay_with_errors(b'{"event": "boom"}\n{"event": "boom"}\nstill here\n', emit=emit)
+        assert [c.get("message") for c in calls] == ['{"event": "boom"}', '{"event": "boom"}', "still here"]
+        assert [name for name, _ in errors] == ["log.relay_error"]
+        assert errors[0][1]["pid"] == PID and "renderer broke" in errors[0][1]["error"]
+
+    def test_a_relay_that_fails_anyway_restarts_in_plain_mode_and_says_so(self) -> None:
+        seen: list[dict[str, Any]] = []
+
+        def emit(event: dict[str, Any]) -> None:
+            seen.append(event)
+            if len(seen) <= 2:
+                raise RuntimeError("the first line fails even as plain text")
+
+        _, errors = relay_with_errors(b"one\ntwo\nthree\n", emit=emit)
+        names = [name for name, _ in errors]
+        assert names[0] == "log.relay_error" and "log.relay_restarted" in names
+        assert [e["message"] for e in seen[-2:]] == ["two", "three"]
+
+    def test_long_line_cut_with_a_marker(self) -> None:
+        (head, rest, after) = relay(b"y" * (MAX_LINE * 3) + b"\nafter\n", stream="stdout")
+        assert len(head["message"].encode()) < MAX_LINE + 100 and "line cut at" in head["message"]
+        assert str(MAX_LINE * 2) in rest["message"]
+        assert after["message"] == "after"
+
+    def test_output_without_a_newline_is_bounded_without_waiting_for_one(self) -> None:
+        events = relay(b"z" * (20 * 1024 * 1024), stream="stdout")
+        assert all(len(e["message"]) < MAX_LINE + 100 for e in events) and len(events) == 2
+
+    def test_carriage_return_progress_keeps_the_last_state_in_linear_time(self) -> None:
+        progress = b"".join(b"\r%3d%%|####      | %d/1000000" % (i % 100, i) for i in range(1_000_000))
+        started = time.monotonic()
+        events = relay(progress + b"\r\ndone\n", stream="stdout")
+        assert time.monotonic() - started < 10
+        assert [e["message"] for e in events] == [" 99%|####      | 999999/1000000", "done"]
+
+    def test_stderr_tail_lines_are_bounded(self) -> None:
+        tail: deque[str] = deque(maxlen=30)
+        relay(b"w" * 50_000 + b"\n", tail=tail)
+        assert tail and all(len(line) <= TAIL_LINE_CHARS for line in tail)

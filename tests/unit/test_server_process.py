@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from supervisor.supervision.server_process import ExitStatus, exit_hint
+from supervisor.supervision.server_process import ExitStatus, exit_hint, unresponsive_hint
 
 
 def wait_status(script: str) -> int:
@@ -69,3 +69,17 @@ class TestExitHint:
 
     def test_exited_on_its_own(self) -> None:
         assert "exited on its own" in exit_hint(ExitStatus(0, None), was_ready=True, requested=False)
+
+
+class TestUnresponsiveHint:
+    """child.unresponsive tells a stopped process from a blocking call."""
+
+    def test_stopped_process_is_not_blamed_on_code(self) -> None:
+        hint = unresponsive_hint("stopped", has_stacks=False)
+        assert "stopped" in hint and "blocking call" not in hint
+
+    def test_no_stacks_blames_no_python_call(self) -> None:
+        assert "no Python call" in unresponsive_hint("sleeping", has_stacks=False)
+
+    def test_stacks_point_at_a_blocking_call(self) -> None:
+        assert "blocking call" in unresponsive_hint("sleeping", has_stacks=True)

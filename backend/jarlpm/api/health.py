@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import QueuePool
 
 from jarlpm.api.deps import RuntimeDep
 from jarlpm.db import bounded_transaction, describe_db_error
@@ -35,35 +36,61 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
     """Readiness: 200 only while not stopping, the database answers and its schema is usable."""
     if runtime.stopping.is_set():
         return _not_ready("stopping")
-    if runtime.probe is None:
+    if runtime.engine is None:
         return _not_ready(runtime.unavailable_reason or "no database")
     timeout = runtime.settings.ready_timeout_s
-    outcome: SchemaState | str = f"database did not answer within {timeout:g}s"
-    # The probe runs in a thread the deadline may abandon: a database that
-    # accepted the TCP connection and then hung must not hang the probe too.
-    with anyio.move_on_after(timeout):
-        outcome = await anyio.to_thread.run_sync(_probe, runtime.probe, runtime.settings, abandon_on_cancel=True)
+    outcome: SchemaState | str | None = f"database did not answer within {timeout:g}s"
+    pool_busy = False
+    if _pool_busy(runtime.engine, runtime.settings):
+        # Every connection is serving a request: the replica serves, so it is ready, with
+        # the schema as last seen (a probe would only queue behind the requests).
+        outcome, pool_busy = runtime.last_schema, True
+    else:
+        # The probe runs in a thread the deadline may abandon: a database that
+        # accepted the TCP connection and then hung must not hang the probe too.
+        with anyio.move_on_after(timeout):
+            outcome = await anyio.to_thread.run_sync(_probe, runtime.engine, runtime.settings,
+                                                     abandon_on_cancel=True)
+    if outcome is None:
+        return _not_ready("the pool is busy and the schema was never checked")
     if isinstance(outcome, str):
         return _not_ready(outcome)
     if outcome.reason is not None:
         return _not_ready(outcome.reason)
+    runtime.last_schema = outcome
     body = {
         "status": "ready",
         "service": SERVICE,
         "revision": ",".join(sorted(outcome.current)),
         "schema": "at_head" if outcome.at_head else "ahead",
     }
+    if pool_busy:
+        body["pool"] = "busy"  # the schema as last checked
     return JSONResponse(body)
 
 
-def _probe(probe: Engine, settings: Settings) -> SchemaState | str:
-    """Compare the database with the code's migrations; a string says why that was impossible."""
+def _pool_busy(engine: Engine, settings: Settings) -> bool:
+    """Every connection of the request pool is checked out and it may open no more."""
+    pool = engine.pool
+    if not isinstance(pool, QueuePool):
+        return False
+    return pool.checkedin() == 0 and pool.overflow() >= settings.max_overflow
+
+
+def _probe(engine: Engine, settings: Settings) -> SchemaState | str:
+    """Compare the database with the code's migrations over a pooled connection.
+
+    Through the request pool, as serving does: a separate connection for the probe
+    failed with "remaining connection slots are reserved" once the pools had taken
+    PostgreSQL's free slots, and a load balancer dropped a replica that served fine
+    (issue #16).  A string says why the check was impossible.
+    """
     try:
         revisions = script_revisions(settings.alembic_ini)
     except (FileNotFoundError, CommandError) as exc:
         return f"cannot read migrations: {exc}"
     try:
-        with probe.connect() as connection:
+        with engine.connect() as connection:
             with bounded_transaction(connection, settings.ready_timeout_s):
                 return schema_state(connection, revisions)
     except DBAPIError as exc:
