@@ -83,14 +83,17 @@ class HealthOut(BaseModel):
 
 
 class ReadyOut(HealthOut):
-    """Readiness: the database answers and its schema is at (or ahead of) the code's head."""
+    """Readiness: the database answers and its schema is at (or ahead of) the code's head.
 
-    revision: str
+    ``pool`` is ``busy`` when every pooled connection was serving and the schema is as last seen.
+    """
+
     schema_: str = Field(alias="schema")
+    pool: str | None = None
 
 
 class NotReadyOut(HealthOut):
-    """Not ready (503): stopping, no database, or its schema is behind; ``reason`` says which."""
+    """Not ready (503): ``reason`` says why in generic words (the detail is in the server's log)."""
 
     reason: str
 

@@ -169,22 +169,17 @@ class TestReadiness:
     """``GET /api/health/ready`` is 200 only when the database answers at the head revision."""
 
     def test_ready_at_head(self, client: TestClient) -> None:
-        """Reports ready, with the revision, once the migrations ran."""
+        """Reports ready once the migrations ran, without naming the revision (anonymous clients)."""
         response = client.get("/api/health/ready")
         assert response.status_code == 200, response.text
-        assert response.json() == {
-            "status": "ready",
-            "service": "jarlpm",
-            "revision": "0004_row_versions",
-            "schema": "at_head",
-        }
+        assert response.json() == {"status": "ready", "service": "jarlpm", "schema": "at_head"}
 
     def test_unready_before_migrations(self, app_db: str, start_app: Callable[..., TestClient]) -> None:
         """Answers 503 with a reason before the migrations ran."""
         client = start_app(DATABASE_URL=app_db)
         response = client.get("/api/health/ready")
         assert response.status_code == 503
-        assert "no migrations applied" in response.json()["reason"]
+        assert response.json()["reason"] == "schema not at the code's head"
 
     def test_unready_behind_head(self, app_db: str, start_app: Callable[..., TestClient]) -> None:
         """Answers 503 when the database is at an older revision than the code."""
@@ -192,7 +187,8 @@ class TestReadiness:
         client = start_app(DATABASE_URL=app_db)
         response = client.get("/api/health/ready")
         assert response.status_code == 503
-        assert "0002_features" in response.json()["reason"]
+        assert response.json()["reason"] == "schema not at the code's head"
+        assert "0002_features" not in response.text
 
     def test_ready_when_database_ahead(self, migrated_db: str, start_app: Callable[..., TestClient]) -> None:
         """Stays ready when the database is at a revision newer than the code (a rolling deploy)."""
@@ -207,10 +203,24 @@ class TestReadiness:
 
     def test_unready_while_database_unreachable(self, start_app: Callable[..., TestClient]) -> None:
         """Answers 503 when the database does not answer."""
-        client = start_app(DATABASE_URL=closed_port_url())
+        url = closed_port_url()
+        client = start_app(DATABASE_URL=url)
         response = client.get("/api/health/ready")
         assert response.status_code == 503
-        assert "database unavailable" in response.json()["reason"]
+        assert response.json() == {"status": "unavailable", "service": "jarlpm", "reason": "database unavailable"}
+
+    def test_tells_an_anonymous_client_no_detail(self, start_app: Callable[..., TestClient],
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+        """No host, port, user or path in the answer; the detail goes to the log, once per change."""
+        url = closed_port_url()
+        parts = dburl.parse(url)
+        client = start_app(DATABASE_URL=url)
+        with caplog.at_level("WARNING", logger="jarlpm.api"):
+            bodies = [client.get("/api/health/ready").text for _ in range(3)]
+        for body in bodies:
+            assert str(parts.port) not in body and (parts.user or "") not in body and "127.0.0.1" not in body
+        details = [r for r in caplog.records if r.getMessage() == "db.not_ready"]
+        assert len(details) == 1 and str(parts.port) in details[0].detail  # type: ignore[attr-defined]
 
     def test_deadline_when_database_hangs(self, migrated_db: str) -> None:
         """Answers 503 within its deadline while a lock keeps the database from answering."""
@@ -231,7 +241,7 @@ class TestReadiness:
         """Answers 503 naming DATABASE_URL when none is configured."""
         response = start_app().get("/api/health/ready")
         assert response.status_code == 503
-        assert "DATABASE_URL" in response.json()["reason"]
+        assert response.json()["reason"] == "no database configured"
 
     def test_unready_without_migration_scripts(
         self, migrated_db: str, start_app: Callable[..., TestClient], tmp_path: Path
@@ -241,7 +251,8 @@ class TestReadiness:
         client = start_app(DATABASE_URL=migrated_db, JARLPM_ALEMBIC_INI=missing)
         response = client.get("/api/health/ready")
         assert response.status_code == 503
-        assert "cannot read migrations" in response.json()["reason"]
+        assert response.json()["reason"] == "migrations unavailable"
+        assert str(tmp_path) not in response.text
 
     def test_unready_once_stopping(self, client: TestClient) -> None:
         """Answers 503 as soon as shutdown begins, while requests drain."""
