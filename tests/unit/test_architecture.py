@@ -178,3 +178,15 @@ class TestPoolDiagnosesAreWrittenOnce:
                      for path in sorted(folder.rglob("*.py"))
                      for line in literal_lines(path, frozenset(diagnoses.BY_SPECIFICITY))]
         assert offenders == []
+
+
+class TestSmallModules:
+    """Modules stay small enough to read in one sitting: none of the supervisor or backend over ~300 lines."""
+
+    LIMIT = 330
+
+    def test_no_module_over_the_limit(self) -> None:
+        """Every module of supervisor/ and backend/ has at most LIMIT lines (split by concern beyond)."""
+        sizes = {str(p.relative_to(REPO)): len(p.read_text().splitlines())
+                 for root in ("supervisor", "backend") for p in (REPO / root).rglob("*.py")}
+        assert {name: n for name, n in sizes.items() if n > self.LIMIT} == {}
