@@ -136,12 +136,21 @@ class SupervisedServer(uvicorn.Server):
         (``Server._attach`` asserts the server is open) and leak, unanswered, until the
         process exited and the kernel reset it (issue #16).  uvicorn's shutdown closes
         the server later, when every accepted connection has its transport.
+
+        With uvloop (uvicorn[standard]) the listener is a libuv handle, not a reader of
+        the loop: ``remove_reader`` finds nothing and the process went on accepting, so a
+        connection taken after "close" was reset by the shutdown.  There, closing the
+        server stops the listening at once, and connections already accepted keep their
+        transports.
         """
         loop = self._loop
         for server in getattr(self, "servers", []):
+            removed = False
             for sock in server.sockets or ():
                 if loop is not None:
-                    loop.remove_reader(sock.fileno())
+                    removed = loop.remove_reader(sock.fileno()) or removed
+            if not removed:
+                server.close()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         # Hold lifespan startup (which opens the app's pool) until the schema is at head.
