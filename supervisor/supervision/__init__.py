@@ -10,7 +10,8 @@ pure restart and crash-loop rules; ``listener`` (the socket, bound
 or handed over by systemd); ``metrics`` (``GET /metrics``: the loop's figures and the
 server processes' multiprocess files); ``handover`` (database
 URLs to children by descriptor, never in their environment);
-``status``/``statuscli`` (``jarlpm status`` over a Unix socket).
+``status``/``statuscli``/``reloadcli`` (``jarlpm status`` and ``jarlpm reload`` over a
+Unix socket).
 
 Runs in: the supervisor.  May import: ``contract``, ``system``, ``logs``, ``phases``
 (the phase process's end), prometheus_client (only with METRICS_PORT).  Never

@@ -28,7 +28,7 @@ from supervisor.supervision.phase_process import PhaseChild
 from supervisor.supervision.restart_policy import GiveUp, RestartPolicy
 from supervisor.supervision.rollout import Rollout
 from supervisor.supervision.server_process import ServerProcess
-from supervisor.supervision.status import StatusServer, snapshot
+from supervisor.supervision.status import StatusServer, serve_requests
 from supervisor.system import reaper
 from supervisor.system.notify import Notifier
 from supervisor.system.signals import SignalQueue
@@ -70,6 +70,8 @@ class Arbiter:
         self.metrics = metrics.RECORDER  # the few figures only the loop knows (METRICS_PORT)
         self.rollout: Rollout[ServerProcess] | None = None  # the reload under way
         self.deferred_give_up: tuple[GiveUp, ServerProcess] | None = None
+        self.reload_waiters: list[socket.socket] = []  # `jarlpm reload` clients awaiting the outcome
+        self.reload_failure: dict[str, Any] | None = None  # the reload under way failed: why
 
     # -- the loop --------------------------------------------------------------------
     def prespawn(self) -> None:
@@ -148,9 +150,11 @@ class Arbiter:
     def wait_for_events(self, timeout: float) -> None:
         fds: list[Any] = [self.signals.fileno]
         fds += [p.control for p in self.processes() if p.alive]
-        if self.status is not None:
-            fds.append(self.status)
         dues = list(self.restart_due.values()) + [p.term_due for p in self.retiring if p.term_due]
+        if self.status is not None:
+            fds += [self.status, *self.status.pending()]
+            client_due = self.status.next_deadline()
+            dues += [client_due] if client_due is not None else []
         if dues:
             timeout = max(0.0, min(timeout, min(dues) - time.monotonic()))
         with contextlib.suppress(InterruptedError, ValueError, OSError):
@@ -300,6 +304,5 @@ class Arbiter:
 
     # -- status ----------------------------------------------------------------------------
     def serve_status(self) -> None:
-        if self.status is not None:
-            self.status.serve_pending(lambda: snapshot(self))
+        serve_requests(self)
 
