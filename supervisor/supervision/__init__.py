@@ -3,7 +3,9 @@
 ``service`` is ``jarlpm run``/``check`` as ordered steps; ``arbiter`` is the one loop
 (the phase process, spawn, reap, restarts), with ``hangs`` (heartbeats, stack dumps),
 ``reloading`` (SIGHUP, carrying out the decisions of the pure ``rollout``) and
-``stopping`` (drain, TERM, KILL, no orphans); ``server_process`` is its handle on one
+``stopping`` (drain, TERM, KILL, no orphans), ``recycler`` (MAX_REQUESTS,
+MAX_WORKER_MEMORY_MB: a replacement ready before the old process drains, by the pure
+``recycling`` rules); ``server_process`` is its handle on one
 server process;
 ``phase_process`` both ends of the phase process protocol; ``restart_policy`` the
 pure restart and crash-loop rules; ``listener`` (the socket, bound

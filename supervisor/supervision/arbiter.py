@@ -22,7 +22,7 @@ from typing import Any
 from supervisor.contract import control
 from supervisor.contract.config import Settings
 from supervisor.contract.exitcodes import ExitCode
-from supervisor.supervision import hangs, metrics, reloading, stopping
+from supervisor.supervision import hangs, metrics, recycler, recycling, reloading, stopping
 from supervisor.supervision import server_process as childmod
 from supervisor.supervision.phase_process import PhaseChild
 from supervisor.supervision.restart_policy import GiveUp, RestartPolicy
@@ -72,6 +72,10 @@ class Arbiter:
         self.deferred_give_up: tuple[GiveUp, ServerProcess] | None = None
         self.reload_waiters: list[socket.socket] = []  # `jarlpm reload` clients awaiting the outcome
         self.reload_failure: dict[str, Any] | None = None  # the reload under way failed: why
+        self.recycling: dict[int, ServerProcess] = {}  # slot -> its replacement, until it is ready
+        self.recycle_after: dict[int, float] = {}  # slot -> no recycle before (its replacement died)
+        self.next_memory_check = 0.0
+        self.leaks = recycling.LeakWatch()
 
     # -- the loop --------------------------------------------------------------------
     def prespawn(self) -> None:
@@ -89,6 +93,7 @@ class Arbiter:
             self.reap()
             hangs.check_heartbeats(self)
             self.start_due_restarts()
+            recycler.check(self)
             reloading.send_due_terms(self)
             self.announce_readiness()
             self.metrics.observe_processes(self.processes())
@@ -145,7 +150,8 @@ class Arbiter:
 
     def processes(self) -> list[ServerProcess]:
         procs = [p for p in self.slots.values() if p is not None]
-        return procs + (self.rollout.processes() if self.rollout else []) + self.retiring
+        return (procs + (self.rollout.processes() if self.rollout else []) + list(self.recycling.values())
+                + self.retiring)
 
     def wait_for_events(self, timeout: float) -> None:
         fds: list[Any] = [self.signals.fileno]
@@ -181,6 +187,8 @@ class Arbiter:
                     proc.last_heartbeat = now
                 elif message == control.READY and proc.ready_at is None:
                     self.on_ready(proc, now)
+                elif (count := control.count_of(message, control.REQUESTS)) is not None:
+                    proc.requests = count
 
     def on_ready(self, proc: ServerProcess, now: float) -> None:
         proc.ready_at = now
@@ -188,7 +196,8 @@ class Arbiter:
         self.policy.on_ready(proc.slot)
         self.log.info("child.ready", pid=proc.pid, worker=proc.slot,
                       startup_ms=round((now - proc.spawned_at) * 1000))
-        reloading.ready(self, proc)
+        if not recycler.ready(self, proc):
+            reloading.ready(self, proc)
 
     def announce_readiness(self) -> None:
         if self.announced_ready or self.state != "running":
@@ -212,6 +221,7 @@ class Arbiter:
     def spawn(self, slot: int, release: bool = True) -> ServerProcess:
         assert self.listener is not None
         proc = childmod.spawn(slot, self.settings, self.listener, self.env)
+        proc.request_limit = recycling.request_limit(self.settings.max_requests, self.settings.max_requests_jitter)
         if self.released and release:
             self.log.info("child.spawned", pid=proc.pid, worker=slot)
             proc.release()
@@ -253,9 +263,13 @@ class Arbiter:
         )
         self.last_exit[proc.slot] = {"pid": proc.pid, **fields, "at": time.time()}
         new_for_reload = self.rollout is not None and self.rollout.is_new(proc)
+        replacement = self.recycling.get(proc.slot) is proc
         self.detach(proc)
         proc.close(relay_timeout=0.1)
         if proc.stop_requested or self.state == "stopping":
+            return
+        if replacement:  # a recycle's new process: the old one still serves, no crash loop
+            recycler.replacement_died(self, proc)
             return
         if new_for_reload:
             # The new code cannot start; the old processes keep serving, so no crash loop.
@@ -270,7 +284,7 @@ class Arbiter:
         if isinstance(decision, GiveUp):
             self.give_up(decision, proc)
             return
-        if self.slots.get(proc.slot) is None and proc.slot not in self.restart_due:
+        if self.slots.get(proc.slot) is None and proc.slot not in self.restart_due | self.recycling.keys():
             self.log.warning("child.restarting", worker=proc.slot, delay_s=decision.delay,
                              restarts=decision.restarts, previous_pid=proc.pid)
             self.metrics.restart(metrics.restart_reason(was_ready, proc.unresponsive, exit_status.signal is not None))
@@ -281,8 +295,13 @@ class Arbiter:
             self.slots[proc.slot] = None
         if proc in self.retiring:
             self.retiring.remove(proc)
+        if self.recycling.get(proc.slot) is proc:
+            del self.recycling[proc.slot]
         if self.rollout is not None:
             self.rollout.forget(proc)
+
+    def cancel_recycling(self) -> None:
+        recycler.cancel(self)
 
     def start_due_restarts(self) -> None:
         if self.state not in ("running", "reloading"):

@@ -36,6 +36,7 @@ def reload(arb: Arbiter) -> None:
         arb.log.warning("supervisor.reload_ignored", state=arb.state,
                         hint="a reload or stop is already under way")
         return
+    arb.cancel_recycling()  # the reload replaces every slot
     arb.state = "reloading"
     arb.reload_failure = None
     arb.reloads += 1
@@ -99,13 +100,20 @@ def ready(arb: Arbiter, proc: ServerProcess) -> None:
         return
     old = arb.slots.get(proc.slot)
     arb.slots[proc.slot] = proc
-    if old is not None and old.alive:
-        old.stop_requested = True
-        old.send(control.DRAIN)
-        old.send(control.CLOSE)
-        old.term_due = time.monotonic() + CLOSE_GRACE
-        arb.retiring.append(old)
+    if old is not None:
+        retire(arb, old)
     apply(arb, decision)
+
+
+def retire(arb: Arbiter, old: ServerProcess) -> None:
+    """A replacement serves in ``old``'s place: readiness 503, stop accepting, SIGTERM after CLOSE_GRACE."""
+    if not old.alive:
+        return
+    old.stop_requested = True
+    old.send(control.DRAIN)
+    old.send(control.CLOSE)
+    old.term_due = time.monotonic() + CLOSE_GRACE
+    arb.retiring.append(old)
 
 
 def new_process_died(arb: Arbiter, proc: ServerProcess, why: str) -> None:
