@@ -54,6 +54,7 @@ class Settings:
     max_requests: int = 0  # 0: off
     max_requests_jitter: int = 0
     max_worker_memory_mb: int = 0  # 0: off
+    reload: bool = False  # RELOAD: watch the app and the migrations (on by default in development)
     max_request_body_bytes: int = 1024 * 1024
     forwarded_allow_ips: str = "127.0.0.1"
     jarlpm_env: str = "production"
@@ -150,6 +151,7 @@ def load_settings(env: Mapping[str, str], read_file: Callable[[str], str] = read
         max_requests=r.value("MAX_REQUESTS"),
         max_requests_jitter=r.value("MAX_REQUESTS_JITTER"),
         max_worker_memory_mb=r.value("MAX_WORKER_MEMORY_MB"),
+        reload=r.value("RELOAD"),
         max_request_body_bytes=r.value("MAX_REQUEST_BODY_BYTES"),
         forwarded_allow_ips=r.raw("FORWARDED_ALLOW_IPS") or "127.0.0.1",
         jarlpm_env=jarlpm_env,

@@ -5,7 +5,8 @@
 ``reloading`` (SIGHUP, carrying out the decisions of the pure ``rollout``) and
 ``stopping`` (drain, TERM, KILL, no orphans), ``recycler`` (MAX_REQUESTS,
 MAX_WORKER_MEMORY_MB: a replacement ready before the old process drains, by the pure
-``recycling`` rules); ``server_process`` is its handle on one
+``recycling`` rules), ``codereload`` (RELOAD in development: a watching thread, then a
+reload); ``server_process`` is its handle on one
 server process;
 ``phase_process`` both ends of the phase process protocol; ``restart_policy`` the
 pure restart and crash-loop rules; ``listener`` (the socket, bound

@@ -22,7 +22,7 @@ from typing import Any
 from supervisor.contract import control
 from supervisor.contract.config import Settings
 from supervisor.contract.exitcodes import ExitCode
-from supervisor.supervision import hangs, metrics, recycler, recycling, reloading, stopping
+from supervisor.supervision import codereload, hangs, metrics, recycler, recycling, reloading, stopping
 from supervisor.supervision import server_process as childmod
 from supervisor.supervision.phase_process import PhaseChild
 from supervisor.supervision.restart_policy import GiveUp, RestartPolicy
@@ -76,6 +76,8 @@ class Arbiter:
         self.recycle_after: dict[int, float] = {}  # slot -> no recycle before (its replacement died)
         self.next_memory_check = 0.0
         self.leaks = recycling.LeakWatch()
+        self.code_watcher: codereload.CodeWatcher | None = None  # RELOAD, once serving
+        self.changed_files: set[str] = set()
 
     # -- the loop --------------------------------------------------------------------
     def prespawn(self) -> None:
@@ -94,6 +96,7 @@ class Arbiter:
             hangs.check_heartbeats(self)
             self.start_due_restarts()
             recycler.check(self)
+            codereload.check(self)
             reloading.send_due_terms(self)
             self.announce_readiness()
             self.metrics.observe_processes(self.processes())
@@ -134,6 +137,7 @@ class Arbiter:
         """The schema is at head: the prespawned processes open their pools and serve."""
         self.released = True
         self.state = "running"
+        codereload.start(self)
         if self.deferred_give_up is not None:
             self.give_up(*self.deferred_give_up)
             return
@@ -155,6 +159,7 @@ class Arbiter:
 
     def wait_for_events(self, timeout: float) -> None:
         fds: list[Any] = [self.signals.fileno]
+        fds += [self.code_watcher] if self.code_watcher is not None else []
         fds += [p.control for p in self.processes() if p.alive]
         dues = list(self.restart_due.values()) + [p.term_due for p in self.retiring if p.term_due]
         if self.status is not None:

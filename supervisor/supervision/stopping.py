@@ -38,6 +38,9 @@ def stop(arb: Arbiter, graceful: bool, signame: str | None, exit_code: ExitCode 
     arb.log.info("supervisor.stopping", signal=signame, graceful=graceful, **fields)
     arb.notifier.stopping()
     interrupted(arb)  # `jarlpm reload` clients waiting for a reload hear it now, not at EOF
+    watcher, arb.code_watcher = arb.code_watcher, None
+    if watcher is not None:  # RELOAD: no reload while stopping
+        watcher.close()
     graceful = wait_for_phases(arb, graceful)
     discard_spares(arb)
     if not arb.released:  # stopped during the start-up phases: nothing ever served
