@@ -2,11 +2,12 @@
 
 ``run()`` reads like its table of contents: wait for an event, handle signals,
 read the processes' messages, reap (the phase process too), check heartbeats, start
-due restarts, move a reload along, announce readiness, feed the watchdog, answer
-``jarlpm status``.  Signal handlers only enqueue (see ``signals``); everything
-happens here, in one thread, from the first phase (``jarlpm check`` included) to
-the last process stopped.  Reloads are in ``reloading`` (decided by the pure
-``rollout``), stops in ``stopping``.
+due restarts, recycle, reload on changed code, move a reload along, announce
+readiness, feed the watchdog, answer ``jarlpm status``/``reload``.  Signal handlers
+only enqueue (see ``signals``), as does RELOAD's watching thread; everything happens
+here, in one thread, from the first phase (``jarlpm check`` included) to the last
+process stopped.  Reloads are in ``reloading`` (decided by the pure ``rollout``),
+recycles in ``recycler``, code reloads in ``codereload``, stops in ``stopping``.
 """
 
 from __future__ import annotations
@@ -289,7 +290,8 @@ class Arbiter:
         if isinstance(decision, GiveUp):
             self.give_up(decision, proc)
             return
-        if self.slots.get(proc.slot) is None and proc.slot not in self.restart_due | self.recycling.keys():
+        # A slot whose recycle is under way gets its replacement: no restart besides it.
+        if self.slots.get(proc.slot) is None and proc.slot not in self.restart_due.keys() | self.recycling.keys():
             self.log.warning("child.restarting", worker=proc.slot, delay_s=decision.delay,
                              restarts=decision.restarts, previous_pid=proc.pid)
             self.metrics.restart(metrics.restart_reason(was_ready, proc.unresponsive, exit_status.signal is not None))

@@ -54,7 +54,7 @@ def requested(arb: Arbiter, client: socket.socket) -> None:
         arb.reload_waiters.append(client)
         return
     _answer(arb, client, {"result": "refused", "exit_code": int(ExitCode.TEMPFAIL),
-                          "error": f"the supervisor is {arb.state}, not serving",
+                          "error": f"the supervisor is {arb.state}: it cannot reload now",
                           "hint": "retry once `jarlpm status` shows it running"})
 
 

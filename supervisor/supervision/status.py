@@ -238,6 +238,7 @@ def snapshot(arb: Arbiter) -> dict[str, Any]:
             "uptime_s": round(proc.uptime(now), 1) if proc else None,
             "heartbeat_age_s": round(now - proc.last_heartbeat, 1) if proc and proc.ready else None,
             "restarts": arb.policy.restarts(slot),
+            "requests": proc.requests if proc else None,  # what MAX_REQUESTS counts
             "last_exit": arb.last_exit.get(slot),
             "restart_in_s": round(arb.restart_due[slot] - now, 1) if slot in arb.restart_due else None,
         })

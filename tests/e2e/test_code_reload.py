@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from alembic_copy import add_revision, copy_alembic
 from loadgen import Load
 from procs import APPS, base_env, running, wait_for
 
@@ -55,3 +56,18 @@ class TestCodeReload:
             assert status == 200 and json.loads(body) == {"version": "v2"}
             assert result.refused == 0 and result.failed == 0, result.errors[:5]
             assert not sup.find("child.crash_loop") and sup.proc.poll() is None
+
+    def test_a_new_revision_is_applied_before_the_processes_are_replaced(self, app_db: str, tmp_path: Path) -> None:
+        """A revision file added to the watched migrations: migrate.applied, then the reload completes."""
+        ini = copy_alembic(tmp_path)
+        env = base_env(app_db, JARLPM_ENV="development", JARLPM_ALEMBIC_INI=str(ini),
+                       JARLPM_APP="sampleapp:app", JARLPM_APP_DIR=str(APPS))
+        with running(env) as sup:
+            sup.wait_event("supervisor.ready", timeout=60)
+            watching = sup.wait_event("supervisor.watching", timeout=10)
+            assert str(ini.parent / "alembic") in watching["paths"]
+            revision = add_revision(ini, "0100_dev_touch", "UPDATE epics SET title = title")
+            sup.wait_event("supervisor.reloaded", timeout=60)
+            applied = sup.find("migrate.applied")
+            assert applied[-1]["revisions"] == [revision]
+            assert sup.find("child.recycling", reason="code_changed")
