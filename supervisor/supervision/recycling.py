@@ -5,7 +5,7 @@ started together do not all go at once) and ``MAX_WORKER_MEMORY_MB`` (resident
 memory above the limit for ``MEMORY_CHECKS`` checks in a row: a single spike, such
 as one large response, is not a reason).  A process recycled for memory again and
 again is probably leaking: ``LeakWatch`` says when to warn.  No process, no clock
-of its own: the ``recycler`` carries these out (tests/unit/test_recycling.py).
+of its own: the ``recycler`` carries these out (tests/unit/test_recycling_rules.py).
 """
 
 from __future__ import annotations
