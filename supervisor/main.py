@@ -37,6 +37,22 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return statuscli.main(as_json=args.json)
 
 
+def _cmd_reload(args: argparse.Namespace) -> int:
+    from supervisor.supervision import reloadcli
+
+    return reloadcli.main(timeout=args.timeout)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole command line; ``migrate``'s actions are loaded only when it is the command.
 
@@ -68,6 +84,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                             "$JARLPM_STATE_DIR or $RUNTIME_DIRECTORY) for its state.")
     status.add_argument("--json", action="store_true", help="print the raw JSON snapshot")
     status.set_defaults(handler=_cmd_status)
+    reload = sub.add_parser("reload", help="reload the running supervisor and wait for the outcome",
+                            description="Ask the running supervisor (over its Unix socket) to re-run "
+                            "the migrations and replace every server process, and wait: exit 0 once "
+                            "every server process runs the new code; 65 when the migration failed and "
+                            "70 when a new process could not start (the old ones keep serving); 69 when "
+                            "no supervisor answers; 75 when it is not serving or the deadline passed.  "
+                            "A reload already under way is joined.  What systemd's ExecReload= runs.")
+    reload.add_argument("--timeout", type=_positive_seconds, default=600.0, metavar="SECONDS",
+                        help="how long to wait for the outcome (default 600)")
+    reload.set_defaults(handler=_cmd_reload)
     if command == "migrate":
         from supervisor.migrations import cli
 

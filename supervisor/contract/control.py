@@ -1,10 +1,11 @@
 """The control channel between the supervisor and a server process, written once for both ends.
 
 A server process gets one end of a socketpair (``--control-fd``); each message is one
-ASCII word on its own line.  The supervisor's end (``supervision.server_process``,
-``supervision.arbiter``) and the server's end (``server.worker``) both use these names
-and this framing, so neither can send a word the other does not know
-(tests/unit/test_architecture.py checks that no other module spells them).
+ASCII word on its own line (``REQUESTS`` adds a space and a count: ``counted``).  The
+supervisor's end (``supervision.server_process``, ``supervision.arbiter``) and the
+server's end (``server.worker``) both use these names and this framing, so neither can
+send a word the other does not know (tests/unit/test_architecture.py checks that no
+other module spells them).
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ CLOSE = "close"  # stop accepting new connections; finish the ones taken
 # Server -> supervisor.
 READY = "ready"  # lifespan startup is done and the process serves
 HEARTBEAT = "hb"  # the event loop is alive (once a second)
+# The HTTP requests this process has taken so far, when the count changed (at most ten a
+# second): "requests 120".  MAX_REQUESTS recycling reads it; counting in the process's
+# ASGI wrapper costs one integer increment per request.
+REQUESTS = "requests"
 
 TO_SERVER = frozenset({GO, DRAIN, CLOSE})
-TO_SUPERVISOR = frozenset({READY, HEARTBEAT})
+TO_SUPERVISOR = frozenset({READY, HEARTBEAT, REQUESTS})
 MESSAGES = TO_SERVER | TO_SUPERVISOR
 
 _SEPARATOR = b"\n"
@@ -30,6 +35,17 @@ def encode(message: str) -> bytes:
     if not message or "\n" in message:
         raise ValueError(f"a control message is one non-empty line, not {message!r}")
     return message.encode() + _SEPARATOR
+
+
+def counted(message: str, count: int) -> str:
+    """A message carrying a count: ``requests 120``."""
+    return f"{message} {int(count)}"
+
+
+def count_of(line: str, message: str) -> int | None:
+    """The count of ``line`` when it is ``message`` with a count, else None."""
+    name, _, value = line.partition(" ")
+    return int(value) if name == message and value.isdigit() else None
 
 
 class Decoder:

@@ -66,7 +66,7 @@ class Reader:
         self.env = env
         self.read_file = read_file
         self.problems: list[Problem] = []
-        # Only picks a default (DB_LEAK_THRESHOLD's); JARLPM_ENV itself is checked when read.
+        # Only picks a default (DB_LEAK_THRESHOLD's, RELOAD's); JARLPM_ENV itself is checked when read.
         self.development = (self.raw("JARLPM_ENV") or "").lower() == "development"
 
     def raw(self, name: str) -> str | None:
@@ -82,7 +82,8 @@ class Reader:
             default = rule.development if self.development and rule.development is not None else rule.default
             return self.seconds(name, default, rule.low, rule.high)
         if isinstance(rule, Flag):
-            return self.boolean(name, rule.default)
+            flag = rule.development if self.development and rule.development is not None else rule.default
+            return self.boolean(name, flag)
         if isinstance(rule, OneOf):
             return self.choice(name, rule.default, rule.choices)
         return self.secret_url(name)

@@ -45,9 +45,10 @@ class Seconds:
 
 @dataclass(frozen=True)
 class Flag:
-    """true/false (1/0, yes/no, on/off)."""
+    """true/false (1/0, yes/no, on/off); ``development`` is the default in development mode."""
 
     default: bool
+    development: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,10 @@ RULES: dict[str, Rule] = {
     "RESTART_BACKOFF_MAX": Seconds(30, 0.1, 3600),
     "CRASH_LOOP_LIMIT": Whole(5, 1, 1000),
     "KEEPALIVE_TIMEOUT": Whole(5, 1, 3600),
+    "MAX_REQUESTS": Whole(0, 0, 10**9),
+    "MAX_REQUESTS_JITTER": Whole(0, 0, 10**9),
+    "MAX_WORKER_MEMORY_MB": Whole(0, 0, 10**7),
+    "RELOAD": Flag(False, development=True),
     "MAX_REQUEST_BODY_BYTES": Whole(1024 * 1024, 0, 2**31 - 1),
     "JARLPM_ENV": OneOf("production", ENVIRONMENTS),
     "LOG_FORMAT": OneOf("json", LOG_FORMATS),
@@ -113,6 +118,9 @@ def documented_default(rule: Rule) -> str:
     """A rule's default as README.md's table writes it."""
     if isinstance(rule, SecretUrl):
         return rule.documented
+    if isinstance(rule, Flag) and rule.development is not None:
+        return (f"{'true' if rule.default else 'false'} in production, "
+                f"{'true' if rule.development else 'false'} in development")
     if isinstance(rule, Flag):
         return "true" if rule.default else "false"
     if isinstance(rule, OneOf):

@@ -38,7 +38,11 @@ TEMPLATES: dict[str, str] = {
     "child.restarting": "Restarting worker {worker} in {delay_s} s (restart {restarts})",
     "child.crash_loop": "Server processes keep dying before becoming ready; giving up",
     "child.unresponsive": "Server process {pid} stalled for {stalled_s} s; killing it",
+    "child.recycling": "Replacing server process {pid} (worker {worker}): {reason}",
+    "child.memory_leak_suspected": "Server processes keep outgrowing MAX_WORKER_MEMORY_MB "
+                                   "({recycles} recycles): a memory leak?",
     "supervisor.ready": "Serving on {listen} with {workers} worker(s)",
+    "supervisor.watching": "Watching the code for changes (RELOAD)",
     "supervisor.reloading": "Reloading: migrating, then replacing the server processes",
     "supervisor.reloaded": "Reload complete: every server process runs the new code",
     "supervisor.reload_failed": "Reload failed ({reason}); the previous processes keep serving",

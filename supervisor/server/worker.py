@@ -100,8 +100,11 @@ class DrainGate:
         self.app = app
         self.channel = channel
         self.ready_path = ready_path
+        self.requests = 0  # HTTP requests taken, reported to the supervisor (MAX_REQUESTS)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.requests += 1
         if (scope["type"] == "http" and self.channel.draining.is_set()
                 and scope.get("path") == self.ready_path):
             await send({"type": "http.response.start", "status": 503,
@@ -114,9 +117,11 @@ class DrainGate:
 class SupervisedServer(uvicorn.Server):
     """uvicorn's server, reporting readiness and heartbeats and exiting 0 after a requested stop."""
 
-    def __init__(self, config: uvicorn.Config, channel: ControlChannel) -> None:
+    def __init__(self, config: uvicorn.Config, channel: ControlChannel, gate: DrainGate) -> None:
         super().__init__(config)
         self.channel = channel
+        self.gate = gate
+        self.reported_requests = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         channel.on_close.append(self._close_from_thread)
 
@@ -166,6 +171,9 @@ class SupervisedServer(uvicorn.Server):
     async def on_tick(self, counter: int) -> bool:
         if counter % HEARTBEAT_TICKS == 0:
             self.channel.send(control.HEARTBEAT)
+        if self.gate.requests != self.reported_requests:  # every 0.1 s at most, only when busy
+            self.reported_requests = self.gate.requests
+            self.channel.send(control.counted(control.REQUESTS, self.reported_requests))
         return await super().on_tick(counter)
 
     @contextlib.contextmanager
@@ -215,8 +223,9 @@ def main(argv: list[str] | None = None) -> int:
 
         app = HttpMetrics(app)
     listener = socket.socket(fileno=args.fd)
+    gate = DrainGate(app, channel, args.ready_path)
     config = uvicorn.Config(
-        DrainGate(app, channel, args.ready_path),
+        gate,
         log_config=None,
         log_level=args.log_level,
         timeout_keep_alive=args.keepalive_timeout,
@@ -227,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=True,
         lifespan="auto",
     )
-    server = SupervisedServer(config, channel)
+    server = SupervisedServer(config, channel, gate)
     server.run(sockets=[listener])
     return 0 if server.started else 3
 

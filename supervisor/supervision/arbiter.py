@@ -2,11 +2,12 @@
 
 ``run()`` reads like its table of contents: wait for an event, handle signals,
 read the processes' messages, reap (the phase process too), check heartbeats, start
-due restarts, move a reload along, announce readiness, feed the watchdog, answer
-``jarlpm status``.  Signal handlers only enqueue (see ``signals``); everything
-happens here, in one thread, from the first phase (``jarlpm check`` included) to
-the last process stopped.  Reloads are in ``reloading`` (decided by the pure
-``rollout``), stops in ``stopping``.
+due restarts, recycle, reload on changed code, move a reload along, announce
+readiness, feed the watchdog, answer ``jarlpm status``/``reload``.  Signal handlers
+only enqueue (see ``signals``), as does RELOAD's watching thread; everything happens
+here, in one thread, from the first phase (``jarlpm check`` included) to the last
+process stopped.  Reloads are in ``reloading`` (decided by the pure ``rollout``),
+recycles in ``recycler``, code reloads in ``codereload``, stops in ``stopping``.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from typing import Any
 from supervisor.contract import control
 from supervisor.contract.config import Settings
 from supervisor.contract.exitcodes import ExitCode
-from supervisor.supervision import hangs, metrics, reloading, stopping
+from supervisor.supervision import codereload, exits, hangs, metrics, recycler, recycling, reloading, stopping
 from supervisor.supervision import server_process as childmod
 from supervisor.supervision.phase_process import PhaseChild
 from supervisor.supervision.restart_policy import GiveUp, RestartPolicy
 from supervisor.supervision.rollout import Rollout
 from supervisor.supervision.server_process import ServerProcess
-from supervisor.supervision.status import StatusServer, snapshot
+from supervisor.supervision.status import StatusServer, serve_requests
 from supervisor.system import reaper
 from supervisor.system.notify import Notifier
 from supervisor.system.signals import SignalQueue
@@ -70,6 +71,14 @@ class Arbiter:
         self.metrics = metrics.RECORDER  # the few figures only the loop knows (METRICS_PORT)
         self.rollout: Rollout[ServerProcess] | None = None  # the reload under way
         self.deferred_give_up: tuple[GiveUp, ServerProcess] | None = None
+        self.reload_waiters: list[socket.socket] = []  # `jarlpm reload` clients awaiting the outcome
+        self.reload_failure: dict[str, Any] | None = None  # the reload under way failed: why
+        self.recycling: dict[int, ServerProcess] = {}  # slot -> its replacement, until it is ready
+        self.recycle_after: dict[int, float] = {}  # slot -> no recycle before (its replacement died)
+        self.next_memory_check = 0.0
+        self.leaks = recycling.LeakWatch()
+        self.code_watcher: codereload.CodeWatcher | None = None  # RELOAD, once serving
+        self.changed_files: set[str] = set()
 
     # -- the loop --------------------------------------------------------------------
     def prespawn(self) -> None:
@@ -87,6 +96,8 @@ class Arbiter:
             self.reap()
             hangs.check_heartbeats(self)
             self.start_due_restarts()
+            recycler.check(self)
+            codereload.check(self)
             reloading.send_due_terms(self)
             self.announce_readiness()
             self.metrics.observe_processes(self.processes())
@@ -127,6 +138,7 @@ class Arbiter:
         """The schema is at head: the prespawned processes open their pools and serve."""
         self.released = True
         self.state = "running"
+        codereload.start(self)
         if self.deferred_give_up is not None:
             self.give_up(*self.deferred_give_up)
             return
@@ -143,14 +155,18 @@ class Arbiter:
 
     def processes(self) -> list[ServerProcess]:
         procs = [p for p in self.slots.values() if p is not None]
-        return procs + (self.rollout.processes() if self.rollout else []) + self.retiring
+        return (procs + (self.rollout.processes() if self.rollout else []) + list(self.recycling.values())
+                + self.retiring)
 
     def wait_for_events(self, timeout: float) -> None:
         fds: list[Any] = [self.signals.fileno]
+        fds += [self.code_watcher] if self.code_watcher is not None else []
         fds += [p.control for p in self.processes() if p.alive]
-        if self.status is not None:
-            fds.append(self.status)
         dues = list(self.restart_due.values()) + [p.term_due for p in self.retiring if p.term_due]
+        if self.status is not None:
+            fds += [self.status, *self.status.pending()]
+            client_due = self.status.next_deadline()
+            dues += [client_due] if client_due is not None else []
         if dues:
             timeout = max(0.0, min(timeout, min(dues) - time.monotonic()))
         with contextlib.suppress(InterruptedError, ValueError, OSError):
@@ -177,6 +193,8 @@ class Arbiter:
                     proc.last_heartbeat = now
                 elif message == control.READY and proc.ready_at is None:
                     self.on_ready(proc, now)
+                elif (count := control.count_of(message, control.REQUESTS)) is not None:
+                    proc.requests = count
 
     def on_ready(self, proc: ServerProcess, now: float) -> None:
         proc.ready_at = now
@@ -184,7 +202,8 @@ class Arbiter:
         self.policy.on_ready(proc.slot)
         self.log.info("child.ready", pid=proc.pid, worker=proc.slot,
                       startup_ms=round((now - proc.spawned_at) * 1000))
-        reloading.ready(self, proc)
+        if not recycler.ready(self, proc):
+            reloading.ready(self, proc)
 
     def announce_readiness(self) -> None:
         if self.announced_ready or self.state != "running":
@@ -209,6 +228,7 @@ class Arbiter:
     def spawn(self, slot: int, release: bool = True) -> ServerProcess:
         assert self.listener is not None
         proc = childmod.spawn(slot, self.settings, self.listener, self.env)
+        proc.request_limit = recycling.request_limit(self.settings.max_requests, self.settings.max_requests_jitter)
         if self.released and release:
             self.log.info("child.spawned", pid=proc.pid, worker=slot)
             proc.release()
@@ -232,30 +252,16 @@ class Arbiter:
             self.on_exit(proc, status)
 
     def on_exit(self, proc: ServerProcess, status: int) -> None:
-        exit_status = proc.mark_exited(status)
-        self.metrics.process_exited(proc.pid)
-        proc.kill_group()  # helpers the app started die with their server process
-        escaped = proc.kill_escaped()  # and so do those that daemonised out of its group
-        if escaped:
-            self.log.warning("supervisor.orphans_killed", pids=escaped, of_pid=proc.pid, worker=proc.slot)
-        for relay in proc.relays:
-            relay.join(0.5)
+        exit_status = exits.record(self, proc, status)
         was_ready = proc.ready
-        fields = exit_status.as_fields()
-        hint = childmod.exit_hint(exit_status, was_ready, proc.stop_requested)
-        if proc.unresponsive:
-            hint = "killed by the supervisor after its event loop stalled (see child.unresponsive)"
-        level = "info" if proc.stop_requested else "error"
-        getattr(self.log, level)(
-            "child.exited", pid=proc.pid, worker=proc.slot, **fields,
-            uptime_s=round(proc.uptime(), 3), was_ready=was_ready,
-            stderr_tail=list(proc.stderr_tail)[-20:], hint=hint,
-        )
-        self.last_exit[proc.slot] = {"pid": proc.pid, **fields, "at": time.time()}
         new_for_reload = self.rollout is not None and self.rollout.is_new(proc)
+        replacement = self.recycling.get(proc.slot) is proc
         self.detach(proc)
         proc.close(relay_timeout=0.1)
         if proc.stop_requested or self.state == "stopping":
+            return
+        if replacement:  # a recycle's new process: the old one still serves, no crash loop
+            recycler.replacement_died(self, proc)
             return
         if new_for_reload:
             # The new code cannot start; the old processes keep serving, so no crash loop.
@@ -270,7 +276,8 @@ class Arbiter:
         if isinstance(decision, GiveUp):
             self.give_up(decision, proc)
             return
-        if self.slots.get(proc.slot) is None and proc.slot not in self.restart_due:
+        # A slot whose recycle is under way gets its replacement: no restart besides it.
+        if self.slots.get(proc.slot) is None and proc.slot not in self.restart_due.keys() | self.recycling.keys():
             self.log.warning("child.restarting", worker=proc.slot, delay_s=decision.delay,
                              restarts=decision.restarts, previous_pid=proc.pid)
             self.metrics.restart(metrics.restart_reason(was_ready, proc.unresponsive, exit_status.signal is not None))
@@ -281,8 +288,13 @@ class Arbiter:
             self.slots[proc.slot] = None
         if proc in self.retiring:
             self.retiring.remove(proc)
+        if self.recycling.get(proc.slot) is proc:
+            del self.recycling[proc.slot]
         if self.rollout is not None:
             self.rollout.forget(proc)
+
+    def cancel_recycling(self) -> None:
+        recycler.cancel(self)
 
     def start_due_restarts(self) -> None:
         if self.state not in ("running", "reloading"):
@@ -294,16 +306,9 @@ class Arbiter:
                 self.slots[slot] = self.spawn(slot)
 
     def give_up(self, decision: GiveUp, last: ServerProcess) -> None:
-        self.log.error(
-            "child.crash_loop", deaths=decision.deaths, limit=self.settings.crash_loop_limit,
-            last_pid=last.pid, stderr_tail=list(last.stderr_tail)[-20:],
-            hint="every server process died before becoming ready: fix the error in stderr_tail "
-                 "(import error, bad JARLPM_APP, failing lifespan startup) and start again",
-        )
-        stopping.stop(self, graceful=False, signame=None, exit_code=ExitCode.SOFTWARE)
+        exits.give_up(self, decision, last)
 
     # -- status ----------------------------------------------------------------------------
     def serve_status(self) -> None:
-        if self.status is not None:
-            self.status.serve_pending(lambda: snapshot(self))
+        serve_requests(self)
 

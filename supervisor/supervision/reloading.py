@@ -4,15 +4,20 @@ The decisions (which slot next, spares, abort, end) are ``rollout.Rollout``'s; t
 functions here carry them out on the arbiter: spawn, release, retire, log.  The
 arbiter's one loop drives everything (the phase process is reaped there too), so
 the old processes keep serving while the new code migrates and imports.
+
+``jarlpm reload`` asks over the status socket (``requested``): its client waits for
+the outcome (``answer_waiters``), and a request during a reload joins it.
 """
 
 from __future__ import annotations
 
 import signal
+import socket
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from supervisor.contract import control
+from supervisor.contract.exitcodes import ExitCode
 from supervisor.supervision.phase_process import Outcome
 from supervisor.supervision.rollout import End, Replace, Rollout, Wait
 from supervisor.supervision.server_process import ServerProcess
@@ -31,12 +36,44 @@ def reload(arb: Arbiter) -> None:
         arb.log.warning("supervisor.reload_ignored", state=arb.state,
                         hint="a reload or stop is already under way")
         return
+    arb.cancel_recycling()  # the reload replaces every slot
     arb.state = "reloading"
+    arb.reload_failure = None
     arb.reloads += 1
     arb.log.info("supervisor.reloading", workers=len(arb.slots))
     arb.notifier.reloading()
     arb.start_phases("reload")
     arb.rollout = Rollout(arb.slots, {slot: arb.spawn(slot, release=False) for slot in sorted(arb.slots)})
+
+
+def requested(arb: Arbiter, client: socket.socket) -> None:
+    """``jarlpm reload``: start a reload (or join the one under way); answer when it ends."""
+    if arb.state == "running":
+        reload(arb)
+    if arb.state == "reloading":
+        arb.reload_waiters.append(client)
+        return
+    _answer(arb, client, {"result": "refused", "exit_code": int(ExitCode.TEMPFAIL),
+                          "error": f"the supervisor is {arb.state}: it cannot reload now",
+                          "hint": "retry once `jarlpm status` shows it running"})
+
+
+def answer_waiters(arb: Arbiter, outcome: dict[str, Any]) -> None:
+    """Tell every waiting ``jarlpm reload`` the outcome (``result``, ``exit_code``, why)."""
+    waiters, arb.reload_waiters = arb.reload_waiters, []
+    for client in waiters:
+        _answer(arb, client, outcome)
+
+
+def _answer(arb: Arbiter, client: socket.socket, payload: dict[str, Any]) -> None:
+    if arb.status is not None:
+        arb.status.answer(client, payload)
+
+
+def _failed(arb: Arbiter, reason: str, exit_code: int, error: str, hint: str) -> None:
+    arb.reload_failure = {"result": "failed", "reason": reason, "exit_code": exit_code,
+                          "error": error, "hint": hint}
+    answer_waiters(arb, arb.reload_failure)
 
 
 def migrated(arb: Arbiter, outcome: Outcome) -> None:
@@ -47,9 +84,10 @@ def migrated(arb: Arbiter, outcome: Outcome) -> None:
     if outcome.kind == "failed" and not rollout.aborted:
         outcome.log_failure(arb.log)
         arb.metrics.reload("failed")
+        hint = outcome.hint + "; the running server processes keep serving the previous code"
         arb.log.error("supervisor.reload_failed", reason="migrate", error=outcome.error,
-                      exit_code=outcome.exit_code,
-                      hint=outcome.hint + "; the running server processes keep serving the previous code")
+                      exit_code=outcome.exit_code, hint=hint)
+        _failed(arb, "migrate", outcome.exit_code, outcome.error, hint)
     apply(arb, rollout.migrated(outcome.kind == "ok"))
 
 
@@ -62,23 +100,31 @@ def ready(arb: Arbiter, proc: ServerProcess) -> None:
         return
     old = arb.slots.get(proc.slot)
     arb.slots[proc.slot] = proc
-    if old is not None and old.alive:
-        old.stop_requested = True
-        old.send(control.DRAIN)
-        old.send(control.CLOSE)
-        old.term_due = time.monotonic() + CLOSE_GRACE
-        arb.retiring.append(old)
+    if old is not None:
+        retire(arb, old)
     apply(arb, decision)
+
+
+def retire(arb: Arbiter, old: ServerProcess) -> None:
+    """A replacement serves in ``old``'s place: readiness 503, stop accepting, SIGTERM after CLOSE_GRACE."""
+    if not old.alive:
+        return
+    old.stop_requested = True
+    old.send(control.DRAIN)
+    old.send(control.CLOSE)
+    old.term_due = time.monotonic() + CLOSE_GRACE
+    arb.retiring.append(old)
 
 
 def new_process_died(arb: Arbiter, proc: ServerProcess, why: str) -> None:
     """The new code cannot start: the old processes keep serving (no crash loop)."""
     assert arb.rollout is not None
     arb.metrics.reload("failed")
-    arb.log.error("supervisor.reload_failed", reason="new_process_died", pid=proc.pid,
-                  error=f"the new server process {why} before becoming ready",
-                  stderr_tail=list(proc.stderr_tail)[-20:],
-                  hint="the previous processes keep serving; fix the error and send SIGHUP again")
+    error = f"the new server process {why} before becoming ready"
+    hint = "the previous processes keep serving; fix the error and reload again"
+    arb.log.error("supervisor.reload_failed", reason="new_process_died", pid=proc.pid, error=error,
+                  stderr_tail=list(proc.stderr_tail)[-20:], hint=hint)
+    _failed(arb, "new_process_died", int(ExitCode.SOFTWARE), error, hint)
     decision = arb.rollout.new_process_died(proc)
     discard_spares(arb)
     apply(arb, decision)
@@ -97,13 +143,27 @@ def apply(arb: Arbiter, decision: Replace[ServerProcess] | End | Wait) -> None:
         else:
             rollout.started(decision.slot, arb.spawn(decision.slot))
     elif isinstance(decision, End):
+        pids = [p.pid for p in arb.slots.values() if p]
         if decision.reloaded:
             arb.metrics.reload("success")
-            arb.log.info("supervisor.reloaded", pids=[p.pid for p in arb.slots.values() if p])
+            arb.log.info("supervisor.reloaded", pids=pids)
+        answer_waiters(arb, {"result": "reloaded", "exit_code": 0, "pids": pids} if decision.reloaded
+                       else arb.reload_failure or _interrupted())
         discard_spares(arb)
         arb.rollout = None
         arb.state = "running"
         arb.notifier.ready("serving (reloaded)")
+
+
+def _interrupted() -> dict[str, Any]:
+    return {"result": "interrupted", "exit_code": int(ExitCode.TEMPFAIL),
+            "error": "the reload was interrupted (the supervisor is stopping)",
+            "hint": "the supervisor stops on request; start it again to run the new code"}
+
+
+def interrupted(arb: Arbiter) -> None:
+    """A stop came during a reload: its waiting clients learn it now."""
+    answer_waiters(arb, arb.reload_failure or _interrupted())
 
 
 def discard_spares(arb: Arbiter) -> None:

@@ -102,6 +102,9 @@ class ServerProcess:
     unresponsive: bool = False
     term_due: float | None = None
     tag: str = ""  # its JARLPM_PROCESS_TAG: finds the helpers it started, even daemonised ones
+    requests: int = 0  # HTTP requests taken, as the process last reported (control.REQUESTS)
+    request_limit: int | None = None  # MAX_REQUESTS plus this process's jitter; None: off
+    memory_streak: int = 0  # consecutive VmRSS reads above MAX_WORKER_MEMORY_MB
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
     dump: StackDump = field(default_factory=StackDump)
     relays: list[StreamRelay] = field(default_factory=list)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from supervisor.contract import control
 from supervisor.contract.exitcodes import ExitCode
 from supervisor.supervision import backlog
-from supervisor.supervision.reloading import CLOSE_GRACE, discard_spares
+from supervisor.supervision.reloading import CLOSE_GRACE, discard_spares, interrupted
 from supervisor.supervision.server_process import ServerProcess
 from supervisor.system import reaper
 
@@ -37,6 +37,10 @@ def stop(arb: Arbiter, graceful: bool, signame: str | None, exit_code: ExitCode 
     arb.restart_due.clear()
     arb.log.info("supervisor.stopping", signal=signame, graceful=graceful, **fields)
     arb.notifier.stopping()
+    interrupted(arb)  # `jarlpm reload` clients waiting for a reload hear it now, not at EOF
+    watcher, arb.code_watcher = arb.code_watcher, None
+    if watcher is not None:  # RELOAD: no reload while stopping
+        watcher.close()
     graceful = wait_for_phases(arb, graceful)
     discard_spares(arb)
     if not arb.released:  # stopped during the start-up phases: nothing ever served

@@ -2,7 +2,8 @@
 
 ``signals`` (handlers only record; a self-pipe wakes the loop), ``reaper`` (the
 process tree from /proc, PID 1 and subreaper duties), ``notify`` (systemd's
-sd_notify without a library), ``backoff`` (capped exponential backoff with jitter), ``parentdeath`` (a child that
+sd_notify without a library), ``backoff`` (capped exponential backoff with jitter), ``memory`` (a process's
+resident memory from /proc), ``parentdeath`` (a child that
 ends when its parent dies, even by SIGKILL).
 
 Runs in: the supervisor, the phase process, server processes.  May import:
