@@ -16,10 +16,11 @@ CLOSE = "close"  # stop accepting new connections; finish the ones taken
 
 # Server -> supervisor.
 READY = "ready"  # lifespan startup is done and the process serves
-HEARTBEAT = "hb"  # the event loop is alive (once a second)
+# The heartbeat is no message: a message would wake the supervisor every second
+# (see ``contract.heartbeat``).
 
 TO_SERVER = frozenset({GO, DRAIN, CLOSE})
-TO_SUPERVISOR = frozenset({READY, HEARTBEAT})
+TO_SUPERVISOR = frozenset({READY})
 MESSAGES = TO_SERVER | TO_SUPERVISOR
 
 _SEPARATOR = b"\n"

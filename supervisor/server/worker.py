@@ -3,8 +3,9 @@
 Run as ``python -m supervisor.server.worker``.  It imports the app at once (so imports
 overlap the supervisor's phases), then waits for ``go`` on its control socket before
 lifespan startup opens any pool: the schema must be at head first.  It reports
-``ready`` once lifespan startup is done and it serves, then a heartbeat from its
-event loop every second.  Nothing here needs the app's cooperation.
+``ready`` once lifespan startup is done and it serves, then beats from its event
+loop every second into a shared cell (``contract.heartbeat``) the supervisor reads
+when that process's deadline comes.  Nothing here needs the app's cooperation.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import uvicorn
 from uvicorn.importer import import_from_string
 
 from supervisor.contract import control
+from supervisor.contract.heartbeat import HeartbeatCell
 from supervisor.server import serverlog
 from supervisor.system import reaper
 
@@ -110,9 +112,10 @@ class DrainGate:
 class SupervisedServer(uvicorn.Server):
     """uvicorn's server, reporting readiness and heartbeats and exiting 0 after a requested stop."""
 
-    def __init__(self, config: uvicorn.Config, channel: ControlChannel) -> None:
+    def __init__(self, config: uvicorn.Config, channel: ControlChannel, heartbeat: HeartbeatCell) -> None:
         super().__init__(config)
         self.channel = channel
+        self.heartbeat = heartbeat
         self._loop: asyncio.AbstractEventLoop | None = None
         channel.on_close.append(self._close_from_thread)
 
@@ -143,7 +146,7 @@ class SupervisedServer(uvicorn.Server):
 
     async def on_tick(self, counter: int) -> bool:
         if counter % HEARTBEAT_TICKS == 0:
-            self.channel.send(control.HEARTBEAT)
+            self.heartbeat.beat()  # a write to shared memory: the supervisor reads it when due
         return await super().on_tick(counter)
 
     @contextlib.contextmanager
@@ -168,6 +171,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m supervisor.server.worker")
     parser.add_argument("--fd", type=int, required=True, help="listening socket's descriptor")
     parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--heartbeat-fd", type=int, required=True, help="shared heartbeat cell")
     parser.add_argument("--app", required=True)
     parser.add_argument("--app-dir", default="")
     parser.add_argument("--ready-path", default="/api/health/ready")
@@ -205,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=True,
         lifespan="auto",
     )
-    server = SupervisedServer(config, channel)
+    server = SupervisedServer(config, channel, HeartbeatCell.attach(args.heartbeat_fd))
     server.run(sockets=[listener])
     return 0 if server.started else 3
 

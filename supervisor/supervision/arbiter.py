@@ -33,7 +33,10 @@ from supervisor.system import reaper
 from supervisor.system.notify import Notifier
 from supervisor.system.signals import SignalQueue
 
-TICK = 0.25
+# The longest the loop sleeps with nothing due: a guard, not a tick.  Everything the
+# loop does has a deadline it wakes for (``next_wakeup``) or an event that wakes it
+# (a signal, SIGCHLD, a message, ``jarlpm status``), so at rest it sleeps (issue #17).
+MAX_SLEEP = 30.0
 
 
 class Arbiter:
@@ -81,7 +84,7 @@ class Arbiter:
         """Run ``plan``'s phases; after ``start``'s, supervise until a stop or a crash loop."""
         self.start_phases(plan)
         while self.exit_code is None:
-            self.wait_for_events(TICK)
+            self.wait_for_events(self.next_wakeup() - time.monotonic())
             self.handle_signals()
             self.handle_messages()
             self.reap()
@@ -145,6 +148,13 @@ class Arbiter:
         procs = [p for p in self.slots.values() if p is not None]
         return procs + (self.rollout.processes() if self.rollout else []) + self.retiring
 
+    def next_wakeup(self) -> float:
+        """The earliest deadline of anything the loop does on its own (monotonic time)."""
+        now = time.monotonic()
+        dues = list(self.restart_due.values()) + [p.term_due for p in self.retiring if p.term_due]
+        dues += [due for due in (hangs.next_deadline(self), self.notifier.watchdog_due(now)) if due is not None]
+        return min([now + MAX_SLEEP, *dues])
+
     def wait_for_events(self, timeout: float) -> None:
         fds: list[Any] = [self.signals.fileno]
         fds += [p.control for p in self.processes() if p.alive]
@@ -152,9 +162,9 @@ class Arbiter:
             fds.append(self.status)
         dues = list(self.restart_due.values()) + [p.term_due for p in self.retiring if p.term_due]
         if dues:
-            timeout = max(0.0, min(timeout, min(dues) - time.monotonic()))
+            timeout = min(timeout, min(dues) - time.monotonic())
         with contextlib.suppress(InterruptedError, ValueError, OSError):
-            select.select(fds, [], [], timeout)
+            select.select(fds, [], [], max(0.0, timeout))
 
     # -- signals ---------------------------------------------------------------------
     def handle_signals(self) -> None:
@@ -173,14 +183,12 @@ class Arbiter:
         now = time.monotonic()
         for proc in self.processes():
             for message in proc.read_messages():
-                if message == control.HEARTBEAT:
-                    proc.last_heartbeat = now
-                elif message == control.READY and proc.ready_at is None:
+                if message == control.READY and proc.ready_at is None:
                     self.on_ready(proc, now)
 
     def on_ready(self, proc: ServerProcess, now: float) -> None:
         proc.ready_at = now
-        proc.last_heartbeat = now
+        proc.heartbeat_floor = now
         self.policy.on_ready(proc.slot)
         self.log.info("child.ready", pid=proc.pid, worker=proc.slot,
                       startup_ms=round((now - proc.spawned_at) * 1000))
