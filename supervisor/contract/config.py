@@ -50,6 +50,7 @@ class Settings:
     heartbeat_timeout: float = 30.0
     restart_backoff_max: float = 30.0
     crash_loop_limit: int = 5
+    jarlpm_standby: bool = False  # one more server process, app imported, kept in reserve
     keepalive_timeout: int = 5
     max_request_body_bytes: int = 1024 * 1024
     forwarded_allow_ips: str = "127.0.0.1"
@@ -143,6 +144,7 @@ def load_settings(env: Mapping[str, str], read_file: Callable[[str], str] = read
         heartbeat_timeout=r.value("HEARTBEAT_TIMEOUT"),
         restart_backoff_max=r.value("RESTART_BACKOFF_MAX"),
         crash_loop_limit=r.value("CRASH_LOOP_LIMIT"),
+        jarlpm_standby=r.value("JARLPM_STANDBY"),
         keepalive_timeout=r.value("KEEPALIVE_TIMEOUT"),
         max_request_body_bytes=r.value("MAX_REQUEST_BODY_BYTES"),
         forwarded_allow_ips=r.raw("FORWARDED_ALLOW_IPS") or "127.0.0.1",

@@ -89,6 +89,7 @@ RULES: dict[str, Rule] = {
     "HEARTBEAT_TIMEOUT": Seconds(30, 1, 3600),
     "RESTART_BACKOFF_MAX": Seconds(30, 0.1, 3600),
     "CRASH_LOOP_LIMIT": Whole(5, 1, 1000),
+    "JARLPM_STANDBY": Flag(False),
     "KEEPALIVE_TIMEOUT": Whole(5, 1, 3600),
     "MAX_REQUEST_BODY_BYTES": Whole(1024 * 1024, 0, 2**31 - 1),
     "JARLPM_ENV": OneOf("production", ENVIRONMENTS),

@@ -4,7 +4,7 @@
 (the phase process, spawn, reap, restarts), with ``hangs`` (heartbeats, stack dumps),
 ``reloading`` (SIGHUP, carrying out the decisions of the pure ``rollout``) and
 ``stopping`` (drain, TERM, KILL, no orphans); ``server_process`` is its handle on one
-server process;
+server process; ``standby`` the process kept in reserve (JARLPM_STANDBY);
 ``phase_process`` both ends of the phase process protocol; ``restart_policy`` the
 pure restart and crash-loop rules; ``listener`` (the socket, bound
 or handed over by systemd); ``metrics`` (``GET /metrics``: the loop's figures and the

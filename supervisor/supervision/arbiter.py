@@ -22,7 +22,7 @@ from typing import Any
 from supervisor.contract import control
 from supervisor.contract.config import Settings
 from supervisor.contract.exitcodes import ExitCode
-from supervisor.supervision import hangs, metrics, reloading, stopping
+from supervisor.supervision import hangs, metrics, reloading, standby, stopping
 from supervisor.supervision import server_process as childmod
 from supervisor.supervision.phase_process import PhaseChild
 from supervisor.supervision.restart_policy import GiveUp, RestartPolicy
@@ -73,6 +73,9 @@ class Arbiter:
         self.metrics = metrics.RECORDER  # the few figures only the loop knows (METRICS_PORT)
         self.rollout: Rollout[ServerProcess] | None = None  # the reload under way
         self.deferred_give_up: tuple[GiveUp, ServerProcess] | None = None
+        self.standby: ServerProcess | None = None  # JARLPM_STANDBY's process in reserve
+        self.standby_due: float | None = None  # when to respawn a standby that died
+        self.standby_deaths = 0
 
     # -- the loop --------------------------------------------------------------------
     def prespawn(self) -> None:
@@ -92,6 +95,7 @@ class Arbiter:
             self.start_due_restarts()
             reloading.send_due_terms(self)
             self.announce_readiness()
+            standby.maintain(self)
             self.metrics.observe_processes(self.processes())
             self.notifier.watchdog(self.state == "starting" or self.healthy())
             self.serve_status()
@@ -146,13 +150,15 @@ class Arbiter:
 
     def processes(self) -> list[ServerProcess]:
         procs = [p for p in self.slots.values() if p is not None]
+        procs += [self.standby] if self.standby is not None else []
         return procs + (self.rollout.processes() if self.rollout else []) + self.retiring
 
     def next_wakeup(self) -> float:
         """The earliest deadline of anything the loop does on its own (monotonic time)."""
         now = time.monotonic()
         dues = list(self.restart_due.values()) + [p.term_due for p in self.retiring if p.term_due]
-        dues += [due for due in (hangs.next_deadline(self), self.notifier.watchdog_due(now)) if due is not None]
+        dues += [due for due in (hangs.next_deadline(self), self.notifier.watchdog_due(now),
+                                 standby.next_due(self)) if due is not None]
         return min([now + MAX_SLEEP, *dues])
 
     def wait_for_events(self, timeout: float) -> None:
@@ -257,8 +263,12 @@ class Arbiter:
         )
         self.last_exit[proc.slot] = {"pid": proc.pid, **fields, "at": time.time()}
         new_for_reload = self.rollout is not None and self.rollout.is_new(proc)
+        was_standby = proc is self.standby
         self.detach(proc)
         proc.close(relay_timeout=0.1)
+        if was_standby:  # never released, never served: no server death (see ``standby``)
+            standby.died(self, proc)
+            return
         if proc.stop_requested or self.state == "stopping":
             return
         if new_for_reload:
@@ -295,7 +305,7 @@ class Arbiter:
         for slot, due in sorted(self.restart_due.items()):
             if due <= now:
                 del self.restart_due[slot]
-                self.slots[slot] = self.spawn(slot)
+                self.slots[slot] = standby.take(self, slot) or self.spawn(slot)
 
     def give_up(self, decision: GiveUp, last: ServerProcess) -> None:
         self.log.error(

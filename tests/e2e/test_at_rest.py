@@ -47,7 +47,7 @@ class TestStoppedProcess:
     """A server process that stops running altogether (SIGSTOP) is a hang like any other."""
 
     def test_sigstopped_process_is_killed_and_replaced(self, app_db: str) -> None:
-        """child.unresponsive after HEARTBEAT_TIMEOUT (no stacks from a stopped process), then a fresh process serves."""
+        """child.unresponsive after HEARTBEAT_TIMEOUT (a stopped process prints no stacks); a fresh one serves."""
         with running(base_env(app_db, HEARTBEAT_TIMEOUT="2", **SAMPLE)) as sup:
             ready = sup.wait_event("supervisor.ready", timeout=60)
             stopped = ready["pids"][0]
