@@ -96,7 +96,7 @@ class Arbiter:
             reloading.send_due_terms(self)
             self.announce_readiness()
             standby.maintain(self)
-            self.metrics.observe_processes(self.processes())
+            self.metrics.observe_processes([p for p in self.processes() if p is not self.standby])
             self.notifier.watchdog(self.state == "starting" or self.healthy())
             self.serve_status()
         return self.exit_code
