@@ -15,12 +15,13 @@ DRAIN = "drain"  # answer the readiness path with 503 from now on (load balancer
 CLOSE = "close"  # stop accepting new connections; finish the ones taken
 
 # Server -> supervisor.
+IMPORTED = "imported"  # the app is imported and uvicorn loaded: waiting for go (a standby is ready to stand in)
 READY = "ready"  # lifespan startup is done and the process serves
 # The heartbeat is no message: a message would wake the supervisor every second
 # (see ``contract.heartbeat``).
 
 TO_SERVER = frozenset({GO, DRAIN, CLOSE})
-TO_SUPERVISOR = frozenset({READY})
+TO_SUPERVISOR = frozenset({IMPORTED, READY})
 MESSAGES = TO_SERVER | TO_SUPERVISOR
 
 _SEPARATOR = b"\n"

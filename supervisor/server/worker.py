@@ -135,6 +135,8 @@ class SupervisedServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         # Hold lifespan startup (which opens the app's pool) until the schema is at head.
+        if not self.channel.go.is_set():
+            self.channel.send(control.IMPORTED)  # what is left to do on ``go`` is lifespan startup
         while not self.channel.go.is_set():
             if self.should_exit:
                 return

@@ -191,6 +191,8 @@ class Arbiter:
             for message in proc.read_messages():
                 if message == control.READY and proc.ready_at is None:
                     self.on_ready(proc, now)
+                elif message == control.IMPORTED and proc is self.standby:
+                    standby.imported(self, proc, now)
 
     def on_ready(self, proc: ServerProcess, now: float) -> None:
         proc.ready_at = now

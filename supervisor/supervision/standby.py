@@ -41,7 +41,11 @@ def maintain(arb: Arbiter) -> None:
         return
     arb.standby_due = None
     arb.standby = arb.spawn(UNASSIGNED, release=False)
-    arb.log.info("child.standby", pid=arb.standby.pid)
+
+
+def imported(arb: Arbiter, proc: ServerProcess, now: float) -> None:
+    """The standby has imported the app: from now on a replacement costs only lifespan startup."""
+    arb.log.info("child.standby", pid=proc.pid, imported_ms=round((now - proc.spawned_at) * 1000))
 
 
 def next_due(arb: Arbiter) -> float | None:
