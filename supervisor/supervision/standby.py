@@ -34,9 +34,15 @@ def wanted(arb: Arbiter) -> bool:
 
 
 def maintain(arb: Arbiter) -> None:
-    """Start a standby when none is there and its backoff (after a standby died) is over."""
+    """Start a standby when none is there and its backoff (after a standby died) is over.
+
+    Not while a slot's process is still starting: a new standby importing the app would
+    take CPU from the replacement's lifespan startup, which is what clients wait for.
+    """
     if not wanted(arb) or arb.standby is not None:
         return
+    if not all(proc is not None and proc.ready for proc in arb.slots.values()):
+        return  # the loop wakes on the replacement's ``ready`` and comes back here
     if arb.standby_due is not None and arb.standby_due > time.monotonic():
         return
     arb.standby_due = None
