@@ -65,6 +65,8 @@ def split(samples: list[Sample], killed_at: float) -> dict[str, int]:
 def _one(ctx: Context, label: str) -> dict[str, Any]:
     with fresh_database(ctx) as url, launched(ctx, contender(ctx, label), url, f"crash-{label}") as server:
         victim = server.wait_server_pid()
+        if label == STANDBY:
+            _wait_for_standby(server)
         clients = LoopingClients(server.port, "/api/health", threads=CLIENTS, max_seconds=RECOVERY_LIMIT_S + 10)
         clients.start()
         time.sleep(BEFORE_S)
@@ -85,6 +87,16 @@ def _one(ctx: Context, label: str) -> dict[str, Any]:
             run["restart_events"] = [e for e in server.events() if e.get("event") in ("child.exited",
                                                                                       "child.restarting")]
         return run
+
+
+def _wait_for_standby(server: Any, timeout: float = 60.0) -> None:
+    """Kill only once the standby has imported the app (``child.standby``): the figure is the
+    replacement's, not a race between the kill and the standby's own start."""
+    deadline = time.monotonic() + timeout
+    while not any(e.get("event") == "child.standby" for e in server.events()):
+        if time.monotonic() > deadline:
+            raise TimeoutError("no child.standby within 60 s")
+        time.sleep(0.05)
 
 
 def run(ctx: Context) -> ScenarioResult:

@@ -8,7 +8,8 @@ servers: WEB_CONCURRENCY, METRICS_*, terminal-or-JSON output), ``dburl`` (URL no
 secrets), ``sqltext`` (statement text fit for a log line: literals out),
 ``exitcodes`` (every exit code and the error carrying one), ``paths`` (where
 alembic.ini, the app and the state are), ``control`` (the supervisor↔server
-control-channel messages and their framing), ``diagnoses`` (the pool diagnoses'
+control-channel messages and their framing), ``heartbeat`` (the shared cell a
+server process beats into and the supervisor reads when due), ``diagnoses`` (the pool diagnoses'
 names, emitted by the backend, read by explain), ``budget`` (the connection budget:
 one definition for ``db.pool.budget`` and the pool report).
 

@@ -16,15 +16,17 @@ DRAIN = "drain"  # answer the readiness path with 503 from now on (load balancer
 CLOSE = "close"  # stop accepting new connections; finish the ones taken
 
 # Server -> supervisor.
+IMPORTED = "imported"  # the app is imported and uvicorn loaded: waiting for go (a standby is ready to stand in)
 READY = "ready"  # lifespan startup is done and the process serves
-HEARTBEAT = "hb"  # the event loop is alive (once a second)
+# The heartbeat is no message: a message would wake the supervisor every second
+# (see ``contract.heartbeat``).
 # The HTTP requests this process has taken so far, when the count changed (at most ten a
-# second): "requests 120".  MAX_REQUESTS recycling reads it; counting in the process's
-# ASGI wrapper costs one integer increment per request.
+# second, so never at rest): "requests 120".  MAX_REQUESTS recycling reads it; counting
+# in the process's ASGI wrapper costs one integer increment per request.
 REQUESTS = "requests"
 
 TO_SERVER = frozenset({GO, DRAIN, CLOSE})
-TO_SUPERVISOR = frozenset({READY, HEARTBEAT, REQUESTS})
+TO_SUPERVISOR = frozenset({IMPORTED, READY, REQUESTS})
 MESSAGES = TO_SERVER | TO_SUPERVISOR
 
 _SEPARATOR = b"\n"

@@ -32,6 +32,8 @@ TEMPLATES: dict[str, str] = {
     "migrate.database_ahead": "Database is at a revision this code does not know",
     "migrate.failed": "Migration command failed (exit {exit_code}): {error}",
     "child.prespawned": "Server process {pid} started importing the app",
+    "child.standby": "Standby server process {pid} ready to stand in: the app imported in {imported_ms} ms",
+    "child.standby_restarting": "The standby died before it was needed: a new one in {delay_s} s",
     "child.spawned": "Server process {pid} started (worker {worker})",
     "child.ready": "Server process {pid} ready in {startup_ms} ms",
     "child.exited": "Server process {pid} exited",

@@ -3,8 +3,9 @@
 Run as ``python -m supervisor.server.worker``.  It imports the app at once (so imports
 overlap the supervisor's phases), then waits for ``go`` on its control socket before
 lifespan startup opens any pool: the schema must be at head first.  It reports
-``ready`` once lifespan startup is done and it serves, then a heartbeat from its
-event loop every second.  Nothing here needs the app's cooperation.
+``ready`` once lifespan startup is done and it serves, then beats from its event
+loop every second into a shared cell (``contract.heartbeat``) the supervisor reads
+when that process's deadline comes.  Nothing here needs the app's cooperation.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import uvicorn
 from uvicorn.importer import import_from_string
 
 from supervisor.contract import control
+from supervisor.contract.heartbeat import HeartbeatCell
 from supervisor.server import serverlog
 from supervisor.system import reaper
 
@@ -117,10 +119,12 @@ class DrainGate:
 class SupervisedServer(uvicorn.Server):
     """uvicorn's server, reporting readiness and heartbeats and exiting 0 after a requested stop."""
 
-    def __init__(self, config: uvicorn.Config, channel: ControlChannel, gate: DrainGate) -> None:
+    def __init__(self, config: uvicorn.Config, channel: ControlChannel, gate: DrainGate,
+                 heartbeat: HeartbeatCell) -> None:
         super().__init__(config)
         self.channel = channel
         self.gate = gate
+        self.heartbeat = heartbeat
         self.reported_requests = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         channel.on_close.append(self._close_from_thread)
@@ -159,6 +163,8 @@ class SupervisedServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         # Hold lifespan startup (which opens the app's pool) until the schema is at head.
+        if not self.channel.go.is_set():
+            self.channel.send(control.IMPORTED)  # what is left to do on ``go`` is lifespan startup
         while not self.channel.go.is_set():
             if self.should_exit:
                 return
@@ -170,7 +176,7 @@ class SupervisedServer(uvicorn.Server):
 
     async def on_tick(self, counter: int) -> bool:
         if counter % HEARTBEAT_TICKS == 0:
-            self.channel.send(control.HEARTBEAT)
+            self.heartbeat.beat()  # a write to shared memory: the supervisor reads it when due
         if self.gate.requests != self.reported_requests:  # every 0.1 s at most, only when busy
             self.reported_requests = self.gate.requests
             self.channel.send(control.counted(control.REQUESTS, self.reported_requests))
@@ -198,6 +204,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m supervisor.server.worker")
     parser.add_argument("--fd", type=int, required=True, help="listening socket's descriptor")
     parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--heartbeat-fd", type=int, required=True, help="shared heartbeat cell")
     parser.add_argument("--app", required=True)
     parser.add_argument("--app-dir", default="")
     parser.add_argument("--ready-path", default="/api/health/ready")
@@ -236,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=True,
         lifespan="auto",
     )
-    server = SupervisedServer(config, channel, gate)
+    server = SupervisedServer(config, channel, gate, HeartbeatCell.attach(args.heartbeat_fd))
     server.run(sockets=[listener])
     return 0 if server.started else 3
 

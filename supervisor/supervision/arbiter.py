@@ -23,7 +23,7 @@ from typing import Any
 from supervisor.contract import control
 from supervisor.contract.config import Settings
 from supervisor.contract.exitcodes import ExitCode
-from supervisor.supervision import codereload, exits, hangs, metrics, recycler, recycling, reloading, stopping
+from supervisor.supervision import codereload, exits, hangs, metrics, recycler, recycling, reloading, standby, stopping
 from supervisor.supervision import server_process as childmod
 from supervisor.supervision.phase_process import PhaseChild
 from supervisor.supervision.restart_policy import GiveUp, RestartPolicy
@@ -34,7 +34,10 @@ from supervisor.system import reaper
 from supervisor.system.notify import Notifier
 from supervisor.system.signals import SignalQueue
 
-TICK = 0.25
+# The longest the loop sleeps with nothing due: a guard, not a tick.  Everything the
+# loop does has a deadline it wakes for (``next_wakeup``) or an event that wakes it
+# (a signal, SIGCHLD, a message, ``jarlpm status``), so at rest it sleeps (issue #17).
+MAX_SLEEP = 30.0
 
 
 class Arbiter:
@@ -79,6 +82,9 @@ class Arbiter:
         self.leaks = recycling.LeakWatch()
         self.code_watcher: codereload.CodeWatcher | None = None  # RELOAD, once serving
         self.changed_files: set[str] = set()
+        self.standby: ServerProcess | None = None  # JARLPM_STANDBY's process in reserve
+        self.standby_due: float | None = None  # when to respawn a standby that died
+        self.standby_deaths = 0
 
     # -- the loop --------------------------------------------------------------------
     def prespawn(self) -> None:
@@ -90,7 +96,7 @@ class Arbiter:
         """Run ``plan``'s phases; after ``start``'s, supervise until a stop or a crash loop."""
         self.start_phases(plan)
         while self.exit_code is None:
-            self.wait_for_events(TICK)
+            self.wait_for_events(self.next_wakeup() - time.monotonic())
             self.handle_signals()
             self.handle_messages()
             self.reap()
@@ -100,7 +106,8 @@ class Arbiter:
             codereload.check(self)
             reloading.send_due_terms(self)
             self.announce_readiness()
-            self.metrics.observe_processes(self.processes())
+            standby.maintain(self)
+            self.metrics.observe_processes([p for p in self.processes() if p is not self.standby])
             self.notifier.watchdog(self.state == "starting" or self.healthy())
             self.serve_status()
         return self.exit_code
@@ -155,8 +162,17 @@ class Arbiter:
 
     def processes(self) -> list[ServerProcess]:
         procs = [p for p in self.slots.values() if p is not None]
+        procs += [self.standby] if self.standby is not None else []
         return (procs + (self.rollout.processes() if self.rollout else []) + list(self.recycling.values())
                 + self.retiring)
+
+    def next_wakeup(self) -> float:
+        """The earliest deadline of anything the loop does on its own (monotonic time)."""
+        now = time.monotonic()
+        dues = list(self.restart_due.values()) + [p.term_due for p in self.retiring if p.term_due]
+        dues += [due for due in (hangs.next_deadline(self), self.notifier.watchdog_due(now),
+                                 standby.next_due(self)) if due is not None]
+        return min([now + MAX_SLEEP, *dues])
 
     def wait_for_events(self, timeout: float) -> None:
         fds: list[Any] = [self.signals.fileno]
@@ -168,9 +184,9 @@ class Arbiter:
             client_due = self.status.next_deadline()
             dues += [client_due] if client_due is not None else []
         if dues:
-            timeout = max(0.0, min(timeout, min(dues) - time.monotonic()))
+            timeout = min(timeout, min(dues) - time.monotonic())
         with contextlib.suppress(InterruptedError, ValueError, OSError):
-            select.select(fds, [], [], timeout)
+            select.select(fds, [], [], max(0.0, timeout))
 
     # -- signals ---------------------------------------------------------------------
     def handle_signals(self) -> None:
@@ -189,16 +205,16 @@ class Arbiter:
         now = time.monotonic()
         for proc in self.processes():
             for message in proc.read_messages():
-                if message == control.HEARTBEAT:
-                    proc.last_heartbeat = now
-                elif message == control.READY and proc.ready_at is None:
+                if message == control.READY and proc.ready_at is None:
                     self.on_ready(proc, now)
                 elif (count := control.count_of(message, control.REQUESTS)) is not None:
                     proc.requests = count
+                elif message == control.IMPORTED and proc is self.standby:
+                    standby.imported(self, proc, now)
 
     def on_ready(self, proc: ServerProcess, now: float) -> None:
         proc.ready_at = now
-        proc.last_heartbeat = now
+        proc.heartbeat_floor = now
         self.policy.on_ready(proc.slot)
         self.log.info("child.ready", pid=proc.pid, worker=proc.slot,
                       startup_ms=round((now - proc.spawned_at) * 1000))
@@ -256,8 +272,12 @@ class Arbiter:
         was_ready = proc.ready
         new_for_reload = self.rollout is not None and self.rollout.is_new(proc)
         replacement = self.recycling.get(proc.slot) is proc
+        was_standby = proc is self.standby
         self.detach(proc)
         proc.close(relay_timeout=0.1)
+        if was_standby:  # never released, never served: no server death (see ``standby``)
+            standby.died(self, proc)
+            return
         if proc.stop_requested or self.state == "stopping":
             return
         if replacement:  # a recycle's new process: the old one still serves, no crash loop
@@ -303,7 +323,7 @@ class Arbiter:
         for slot, due in sorted(self.restart_due.items()):
             if due <= now:
                 del self.restart_due[slot]
-                self.slots[slot] = self.spawn(slot)
+                self.slots[slot] = standby.take(self, slot) or self.spawn(slot)
 
     def give_up(self, decision: GiveUp, last: ServerProcess) -> None:
         exits.give_up(self, decision, last)

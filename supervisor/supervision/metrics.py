@@ -18,7 +18,10 @@ microsecond (see bench's instrumentation scenario).
 
 from __future__ import annotations
 
+import os
+import select
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -125,10 +128,15 @@ class _SupervisorCollector:
 
 
 class MetricsEndpoint:
-    """``GET /metrics`` on METRICS_HOST:METRICS_PORT, in a thread of the supervisor."""
+    """``GET /metrics`` on METRICS_HOST:METRICS_PORT, in a thread of the supervisor.
+
+    Not prometheus_client's ``start_http_server``: its ``serve_forever`` polls twice a
+    second for a shutdown flag, and the supervisor must sleep at rest (issue #17).  This
+    thread sleeps in ``select`` until a scrape arrives or ``close`` writes to its pipe.
+    """
 
     def __init__(self, host: str, port: int, recorder: Recorder = RECORDER) -> None:
-        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client import CollectorRegistry, make_wsgi_app
         from prometheus_client.multiprocess import MultiProcessCollector
 
         # Fresh at each start (mkdtemp: mode 0700), so no file of a previous run is summed.
@@ -138,14 +146,52 @@ class MetricsEndpoint:
         MultiProcessCollector(registry, path=self.directory)  # type: ignore[no-untyped-call]
         registry.register(_SupervisorCollector(recorder))
         try:
-            self.server, self.thread = start_http_server(port, addr=host, registry=registry)
+            self.server = _bind(host, port, make_wsgi_app(registry))
         except OSError:
             shutil.rmtree(self.directory, ignore_errors=True)
             raise
+        self._wake_read, self._wake_write = os.pipe()
+        self.thread = threading.Thread(target=self._serve, name="metrics", daemon=True)
+        self.thread.start()
         recorder.directory = self.directory
+
+    def _serve(self) -> None:
+        while True:
+            readable, _, _ = select.select([self.server, self._wake_read], [], [])
+            if self._wake_read in readable:
+                return
+            self.server.handle_request()  # ready: accepts at once, answers in its own thread
 
     def close(self) -> None:
         self.recorder.directory = None
-        self.server.shutdown()
+        os.write(self._wake_write, b"x")
+        self.thread.join(5)
         self.server.server_close()
+        for fd in (self._wake_read, self._wake_write):
+            os.close(fd)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _bind(host: str, port: int, app: Any) -> Any:
+    """The server on ``host`` (an IPv6 address gets an IPv6 socket) and ``port``.
+
+    Imported here: http.server and its imports cost the supervisor memory, and only
+    METRICS_PORT needs them.
+    """
+    import socketserver
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+    family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                   flags=socket.AI_PASSIVE)[0]
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+            """A scrape is not an event: nothing on stderr."""
+
+    class Server(socketserver.ThreadingMixIn, WSGIServer):
+        address_family = family
+        daemon_threads = True  # a scrape in progress does not hold the supervisor's exit
+
+    server = Server((str(sockaddr[0]), port), QuietHandler)
+    server.set_app(app)
+    return server

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from supervisor.contract import control as channel
 from supervisor.contract.config import Settings
+from supervisor.contract.heartbeat import HeartbeatCell
 from supervisor.contract.paths import app_dir, package_root
 from supervisor.logs.relay import StackDump, StreamRelay
 from supervisor.supervision import handover
@@ -92,8 +93,9 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
     control: socket.socket
     spawned_at: float
+    heartbeat: HeartbeatCell
     ready_at: float | None = None
-    last_heartbeat: float = 0.0
+    heartbeat_floor: float = 0.0  # spawn, then ready: a beat older than these does not count
     exited: ExitStatus | None = None
     exited_at: float | None = None
     stop_requested: bool = False
@@ -121,6 +123,11 @@ class ServerProcess:
     @property
     def alive(self) -> bool:
         return self.exited is None
+
+    @property
+    def last_heartbeat(self) -> float:
+        """When its event loop last beat (read from the shared cell, no message, no wake-up)."""
+        return max(self.heartbeat_floor, self.heartbeat.last())
 
     def uptime(self, now: float | None = None) -> float:
         end = self.exited_at if self.exited_at is not None else (now or time.monotonic())
@@ -174,14 +181,16 @@ class ServerProcess:
             relay.join(relay_timeout)
         with contextlib.suppress(OSError):
             self.control.close()
+        self.heartbeat.close()
 
 
-def worker_command(settings: Settings, listen_fd: int, control_fd: int) -> list[str]:
+def worker_command(settings: Settings, listen_fd: int, control_fd: int, heartbeat_fd: int) -> list[str]:
     """The command line of a server process."""
     return [
         sys.executable, "-m", "supervisor.server.worker",
         "--fd", str(listen_fd),
         "--control-fd", str(control_fd),
+        "--heartbeat-fd", str(heartbeat_fd),
         "--app", settings.jarlpm_app,
         "--app-dir", str(app_dir(settings.jarlpm_app_dir)),
         "--graceful-timeout", str(settings.graceful_timeout),
@@ -204,21 +213,22 @@ def spawn(slot: int, settings: Settings, listener: socket.socket, env: dict[str,
     env["JARLPM_WORKER"] = str(slot)
     tag = secrets.token_hex(8)
     env[reaper.TAG_VARIABLE] = tag
+    cell = HeartbeatCell.create()
     try:
         process = subprocess.Popen(
-            worker_command(settings, listen_fd, child_end.fileno()),
+            worker_command(settings, listen_fd, child_end.fileno(), cell.fd),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(listen_fd, child_end.fileno(), *handover.inherited_fds()),
+            pass_fds=(listen_fd, child_end.fileno(), cell.fd, *handover.inherited_fds()),
             start_new_session=True,
             env=env,
         )
     finally:
         child_end.close()
     now = time.monotonic()
-    child = ServerProcess(slot=slot, process=process, control=parent_end, spawned_at=now,
-                          last_heartbeat=now, tag=tag)
+    child = ServerProcess(slot=slot, process=process, control=parent_end, heartbeat=cell,
+                          spawned_at=now, heartbeat_floor=now, tag=tag)
     assert process.stdout is not None and process.stderr is not None
     child.relays = [
         StreamRelay(process.stdout, process.pid, "stdout", tail=None),

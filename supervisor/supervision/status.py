@@ -250,4 +250,5 @@ def snapshot(arb: Arbiter) -> dict[str, Any]:
     return {"state": arb.state, "ready": arb.announced_ready and arb.healthy(RESPONSIVE_WITHIN),
             "phase": phases.current_phase if phases is not None else None,
             "uptime_s": round(now - arb.started_at, 1), "reloads": arb.reloads,
-            "listen": f"{arb.settings.host}:{arb.settings.port}", "workers": workers}
+            "listen": f"{arb.settings.host}:{arb.settings.port}", "workers": workers,
+            "standby": arb.standby.pid if arb.standby is not None else None}

@@ -27,6 +27,8 @@ def render(snapshot: dict[str, Any]) -> str:
         lines.append(f"{w.get('worker'):>6}  {w.get('pid') or '-':>8}  "
                      f"{_ready_text(w):>5}  {uptime:>9}  {w.get('restarts', 0):>8}  "
                      f"{last_text}")
+    if snapshot.get("standby"):
+        lines.append(f"standby: pid {snapshot['standby']} (app imported, waiting to replace a process)")
     return "\n".join(lines)
 
 

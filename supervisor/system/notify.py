@@ -90,6 +90,17 @@ class Notifier:
             self._last_watchdog = now
             self.send(WATCHDOG=1)
 
+    def watchdog_due(self, now: float) -> float | None:
+        """When the loop must next wake for ``watchdog`` (None: no watchdog).
+
+        Overdue means the last turn found a process unhealthy and sent nothing: look
+        again a quarter of an interval later rather than spinning.
+        """
+        if self.watchdog_interval is None:
+            return None
+        due = self._last_watchdog + self.watchdog_interval
+        return due if due > now else now + self.watchdog_interval / 4
+
     @contextlib.contextmanager
     def keepalive(self) -> Iterator[None]:
         """Ping the watchdog from a thread while the start-up phases run.

@@ -149,7 +149,7 @@ class TestControlChannelIsWrittenOnce:
     """The supervisor↔server messages come from ``supervisor.contract.control`` on both ends."""
 
     def test_no_end_spells_a_message_itself(self) -> None:
-        """No module of ``server`` or ``supervision`` writes "go", "ready", "hb"… as a literal."""
+        """No module of ``server`` or ``supervision`` writes "go", "ready", "drain"… as a literal."""
         from supervisor.contract import control
 
         offenders = [f"{path.relative_to(REPO)}:{line}"

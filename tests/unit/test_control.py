@@ -27,14 +27,14 @@ class TestFraming:
     def test_partial_lines_wait_for_the_rest(self) -> None:
         """A message split across reads comes out once, when its line is complete."""
         decoder = control.Decoder()
-        wire = control.encode(control.READY) + control.encode(control.HEARTBEAT)
+        wire = control.encode(control.READY) + control.encode(control.DRAIN)
         assert decoder.feed(wire[:3]) == []
         assert decoder.feed(wire[3:7]) == [control.READY]
-        assert decoder.feed(wire[7:]) == [control.HEARTBEAT]
+        assert decoder.feed(wire[7:]) == [control.DRAIN]
 
     def test_empty_lines_and_bad_bytes_do_not_break_the_reader(self) -> None:
         """Blank lines are skipped; undecodable bytes become replacement characters, not an exception."""
-        assert control.Decoder().feed(b"\n\nhb\n\xff\n") == [control.HEARTBEAT, "\ufffd"]
+        assert control.Decoder().feed(b"\n\ndrain\n\xff\n") == [control.DRAIN, "\ufffd"]
 
     @pytest.mark.parametrize("bad", ["", "go\ndrain"])
     def test_a_message_is_one_line(self, bad: str) -> None:

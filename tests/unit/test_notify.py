@@ -173,6 +173,14 @@ class TestWatchdog:
     def test_disabled_without_a_valid_interval(self, make: Make, usec: str) -> None:
         assert make({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": usec}).watchdog_interval is None
 
+    def test_due_tells_the_loop_when_to_wake(self, make: Make) -> None:
+        """The loop sleeps until the next ping; overdue (unhealthy), it looks again a quarter interval later."""
+        assert make({"NOTIFY_SOCKET": "@x"}).watchdog_due(100.0) is None
+        n = make({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "8000000", "WATCHDOG_PID": str(os.getpid())})
+        n._last_watchdog = 100.0
+        assert n.watchdog_due(101.0) == 104.0
+        assert n.watchdog_due(105.0) == 106.0
+
     def test_only_when_healthy(self, notifier: Make, listener: tuple[socket.socket, str]) -> None:
         sock, address = listener
         n = notifier(address, WATCHDOG_USEC="60000000")

@@ -22,6 +22,10 @@ SNAPSHOT: dict[str, Any] = {
 class TestRender:
     """A header with the supervisor's state, then one aligned row per worker slot."""
 
+    def test_standby_line_only_with_a_standby(self) -> None:
+        assert "standby: pid 4400" in render({**SNAPSHOT, "standby": 4400})
+        assert "standby" not in render(SNAPSHOT)
+
     def test_header(self) -> None:
         header = render(SNAPSHOT).splitlines()[0]
         for part in ("state: running", "ready: yes", "listen: 0.0.0.0:8001", "uptime: 3605.2s", "reloads: 1"):

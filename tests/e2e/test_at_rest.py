@@ -1,0 +1,60 @@
+"""At rest the supervisor sleeps, and still notices a stalled process as quickly (issue #17)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from procs import APPS, base_env, running, wait_for
+
+SAMPLE = {"JARLPM_APP": "sampleapp:app", "JARLPM_APP_DIR": str(APPS)}
+WINDOW = 5.0  # seconds of rest observed
+MAX_WAKEUPS_PER_S = 1.0  # supervisord's figure at rest: about once a second
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary + involuntary context switches of every thread of ``pid`` so far."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except OSError:
+            continue  # the thread ended between the listing and the read
+        total += sum(int(line.split()[1]) for line in text.splitlines()
+                     if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))
+    return total
+
+
+class TestAtRest:
+    """Nothing happening means nothing for the supervising process to do."""
+
+    def test_supervisor_wakes_at_most_once_a_second(self, app_db: str) -> None:
+        """Two idle server processes: the supervisor's threads, together, wake ≤ 1/s (no tick, no heartbeat message)."""
+        with running(base_env(app_db, WORKERS="2", **SAMPLE)) as sup:
+            sup.wait_event("supervisor.ready", timeout=60)
+            wait_for(lambda: len(sup.find("child.ready")) >= 2, 30, "both processes ready")
+            before, started = context_switches(sup.pid), time.monotonic()
+            # The window is the measurement, not a guess at when something is done.
+            time.sleep(WINDOW)
+            switches = context_switches(sup.pid) - before
+            assert switches / (time.monotonic() - started) <= MAX_WAKEUPS_PER_S, switches
+
+
+class TestStoppedProcess:
+    """A server process that stops running altogether (SIGSTOP) is a hang like any other."""
+
+    def test_sigstopped_process_is_killed_and_replaced(self, app_db: str) -> None:
+        """child.unresponsive after HEARTBEAT_TIMEOUT (a stopped process prints no stacks); a fresh one serves."""
+        with running(base_env(app_db, HEARTBEAT_TIMEOUT="2", **SAMPLE)) as sup:
+            ready = sup.wait_event("supervisor.ready", timeout=60)
+            stopped = ready["pids"][0]
+            os.kill(stopped, signal.SIGSTOP)
+            event = sup.wait_event("child.unresponsive", timeout=30, pid=stopped)
+            assert event["stalled_s"] >= 2
+            sup.wait_event("child.exited", timeout=30, pid=stopped)
+            wait_for(lambda: len(sup.find("child.ready")) >= 2, 60, "a fresh process")
+            status, _, body = sup.get("/pid")
+            assert status == 200 and json.loads(body)["pid"] != stopped
