@@ -171,20 +171,18 @@ class Arbiter:
         now = time.monotonic()
         dues = list(self.restart_due.values()) + [p.term_due for p in self.retiring if p.term_due]
         dues += [due for due in (hangs.next_deadline(self), self.notifier.watchdog_due(now),
-                                 standby.next_due(self)) if due is not None]
+                                 standby.next_due(self), recycler.next_due(self)) if due is not None]
         return min([now + MAX_SLEEP, *dues])
 
     def wait_for_events(self, timeout: float) -> None:
         fds: list[Any] = [self.signals.fileno]
         fds += [self.code_watcher] if self.code_watcher is not None else []
         fds += [p.control for p in self.processes() if p.alive]
-        dues = list(self.restart_due.values()) + [p.term_due for p in self.retiring if p.term_due]
         if self.status is not None:
             fds += [self.status, *self.status.pending()]
-            client_due = self.status.next_deadline()
-            dues += [client_due] if client_due is not None else []
-        if dues:
-            timeout = min(timeout, min(dues) - time.monotonic())
+            client_due = self.status.next_deadline()  # a client that has not sent its request yet
+            if client_due is not None:
+                timeout = min(timeout, client_due - time.monotonic())
         with contextlib.suppress(InterruptedError, ValueError, OSError):
             select.select(fds, [], [], max(0.0, timeout))
 

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 RETRY_AFTER = 30.0  # seconds before a slot whose replacement died is recycled again
 
 
+def next_due(arb: Arbiter) -> float | None:
+    """When the next memory read is due (None: MAX_WORKER_MEMORY_MB is off): the loop wakes for it."""
+    return arb.next_memory_check if arb.settings.max_worker_memory_mb > 0 else None
+
+
 def check(arb: Arbiter) -> None:
     """Start the recycles that are due (only while running: a reload replaces everything anyway)."""
     if arb.state != "running":
