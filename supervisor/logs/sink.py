@@ -30,7 +30,6 @@ from typing import Any, TextIO
 SERVER_BUFFER_BYTES = 4 * 1024 * 1024
 EVENT_BUFFER_LINES = 20000
 WRITE_BATCH_BYTES = 256 * 1024
-REPORT_INTERVAL = 0.5  # seconds between two looks at the drop counters when idle
 DROP_HINT = ("the log reader stalled or is too slow; check the log shipper, the container's log driver "
              "or journald's rate limits (RateLimitIntervalSec, RateLimitBurst)")
 
@@ -110,7 +109,10 @@ class LogSink:
     def _run(self) -> None:
         while not self._closed:
             with self._cond:
-                self._cond.wait_for(lambda: bool(self._queue or self._dropped), timeout=REPORT_INTERVAL)
+                # No timer: every put (a drop included) notifies, and a drop happens only while
+                # this thread is busy writing, so the notice goes out the moment that write
+                # returns.  Idle, the writer sleeps: the supervisor wakes no one at rest.
+                self._cond.wait_for(lambda: bool(self._queue or self._dropped or self._closed))
                 notice = self._take_notice()
                 batch = self._take_batch()
                 self._writing = bool(batch or notice)
