@@ -10,7 +10,8 @@ through one FIFO drained by one writer thread, and nothing else blocks:
 - supervisor events have their own, much larger budget, so server output can never
   push them out; they are dropped only if even that fills, and counted too;
 - ``log.dropped`` with the counts is written first thing once a write succeeds again
-  (the writer wakes on a timer too, so it does not wait for the next event).
+  (lines drop only while the writer is blocked, and it looks at the counters as soon
+  as that write returns: it does not wait for the next event).
 
 Order is kept: one FIFO, so an event still follows the server lines that explain it.
 """
