@@ -16,6 +16,8 @@ import pytest
 from loadgen import Load
 from procs import APPS, REPO, Supervisor, base_env, http_get, pids_alive, running, wait_for
 
+from supervisor.system import reaper
+
 SAMPLE = {"JARLPM_APP": "sampleapp:app", "JARLPM_APP_DIR": str(APPS)}
 
 
@@ -242,18 +244,8 @@ def _namespace_init(unshare_pid: int) -> int | None:
 
 
 def _zombies_of(parent: int) -> list[int]:
-    zombies = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        if fields[0] == "Z" and int(fields[1]) == parent:
-            zombies.append(int(entry.name))
-    return zombies
+    return [pid for pid, ppid in reaper.parent_map().items()
+            if ppid == parent and reaper.process_state(pid) == "zombie"]
 
 
 class TestSystemdNotify:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,6 @@ from supervisor.contract.config import (
 )
 
 URL = "postgresql://app:s3cret-pw@db.internal:5432/jarlpm"
-
-
-@pytest.fixture(autouse=True)
-def _restore_registered_secrets() -> Iterator[None]:
-    """load_settings registers URL passwords process-wide; give every test a clean slate."""
-    saved = set(dburl._secrets)
-    yield
-    dburl._secrets.clear()
-    dburl._secrets.update(saved)
 
 
 def settings(**env: str) -> Settings:

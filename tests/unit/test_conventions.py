@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,14 +12,6 @@ from supervisor.contract.config import ConfigError, Settings, load_settings
 from supervisor.logs import journal, logsetup, messages
 
 URL = "postgresql://app:pw@localhost:5432/jarlpm"
-
-
-@pytest.fixture(autouse=True)
-def _restore_registered_secrets() -> Iterator[None]:
-    saved = set(dburl._secrets)
-    yield
-    dburl._secrets.clear()
-    dburl._secrets.update(saved)
 
 
 def settings(**env: str) -> Settings:
