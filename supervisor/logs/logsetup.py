@@ -15,8 +15,6 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-import structlog
-
 from supervisor.contract import dburl
 from supervisor.logs import journal, messages
 from supervisor.logs.sink import LogSink
@@ -66,6 +64,8 @@ def json_renderer(event_dict: EventDict) -> str:
 
 def console_renderer(colors: bool) -> Renderer:
     """structlog's human renderer, keeping our own timestamp and level keys."""
+    import structlog.dev  # only for people at a terminal: see ``EventLogger`` for why it is not at the top
+
     dev = structlog.dev.ConsoleRenderer(colors=colors, pad_event_to=28)
 
     def render(event_dict: EventDict) -> str:
@@ -80,18 +80,6 @@ def console_renderer(colors: bool) -> Renderer:
         return str(dev(None, "", event_dict))
 
     return render
-
-
-class _SinkLogger:
-    """The structlog 'logger' at the end of the chain: hands the rendered line to the sink."""
-
-    def __init__(self, sink: LogSink) -> None:
-        self._sink = sink
-
-    def msg(self, message: str) -> None:
-        self._sink.put_nowait(message)
-
-    info = debug = warning = error = critical = exception = msg
 
 
 class LogRuntime:
@@ -126,10 +114,6 @@ def journal_renderer(render: Renderer) -> Renderer:
     return prefixed
 
 
-def _final_render(_logger: Any, _name: str, event_dict: EventDict) -> str:
-    return LogRuntime.render(event_dict)
-
-
 def _is_journal(stream: TextIO) -> bool:
     try:
         return journal.stream_is_journal(os.environ, stream.fileno())
@@ -139,7 +123,7 @@ def _is_journal(stream: TextIO) -> bool:
 
 def configure(log_format: str = "json", log_level: str = "info", stream: TextIO | None = None,
               pid: int | None = None, buffer_kb: int | None = None) -> LogSink:
-    """Configure structlog for the supervisor process; returns the sink (call ``flush`` at exit)."""
+    """Configure the supervisor process's logging (``EventLogger``); returns the sink (call ``flush`` at exit)."""
     if LogRuntime.sink is None:
         LogRuntime.sink = LogSink(stream, render_notice=lambda event: LogRuntime.render(event))
     if buffer_kb is not None:
@@ -151,24 +135,58 @@ def configure(log_format: str = "json", log_level: str = "info", stream: TextIO 
     LogRuntime.level = _LEVELS.get(log_level, 20)
     if pid is not None:
         LogRuntime.pid = pid
-    sink = LogRuntime.sink
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            _add_common,
-            _add_message,
-            _redact_processor,
-            _final_render,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(LogRuntime.level),
-        logger_factory=lambda *args: _SinkLogger(sink),
-        cache_logger_on_first_use=False,
-    )
-    return sink
+    return LogRuntime.sink
 
 
-def get_logger() -> Any:
-    return structlog.get_logger()
+_CHAIN = (_add_common, _add_message, _redact_processor)
+
+
+class EventLogger:
+    """The supervisor's logger: ``log.info("event", key=value)``, structlog's calling convention.
+
+    Not structlog itself: importing the ``structlog`` package (``structlog.dev``, ``rich``
+    when installed, ``asyncio`` through ``structlog.stdlib``) took about 90 ms before the
+    supervisor could spawn its first server process, and that is start-up time every
+    deployment pays (issue #17).  The supervisor needs one fixed chain, configured once:
+    stamp (``_add_common``), message, redaction, render, the sink.  The chain and the
+    level are read on every call, so a logger made before ``configure`` follows it.
+    """
+
+    __slots__ = ("_context",)
+
+    def __init__(self, context: Mapping[str, Any] | None = None) -> None:
+        self._context = dict(context or {})
+
+    def bind(self, **values: Any) -> EventLogger:
+        """A logger that adds ``values`` to every event (``migrate``'s ``command=``)."""
+        return EventLogger({**self._context, **values})
+
+    def _emit(self, method: str, event: str, values: dict[str, Any]) -> None:
+        if _LEVELS[method] < LogRuntime.level or LogRuntime.sink is None:
+            return
+        event_dict: EventDict = {**self._context, **values, "event": event}
+        for processor in _CHAIN:
+            event_dict = processor(None, method, event_dict)
+        LogRuntime.sink.put_nowait(LogRuntime.render(event_dict))
+
+    def debug(self, event: str, **values: Any) -> None:
+        self._emit("debug", event, values)
+
+    def info(self, event: str, **values: Any) -> None:
+        self._emit("info", event, values)
+
+    def warning(self, event: str, **values: Any) -> None:
+        self._emit("warning", event, values)
+
+    def error(self, event: str, **values: Any) -> None:
+        self._emit("error", event, values)
+
+    def critical(self, event: str, **values: Any) -> None:
+        self._emit("critical", event, values)
+
+
+def get_logger() -> EventLogger:
+    return EventLogger()
 
 
 # A relayed line of output is cut at 64 KiB (``lines.MAX_LINE``); escaping can still

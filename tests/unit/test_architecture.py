@@ -44,6 +44,10 @@ class TestSupervisorProcessStaysLight:
         """Importing a supervisor entry point loads none of SQLAlchemy, Alembic, psycopg2, uvicorn."""
         assert modules_loaded_by(entry) & set(HEAVY) == set()
 
+    def test_run_path_does_not_load_structlog(self) -> None:
+        """``jarlpm run`` spawns its first server process without importing structlog (~90 ms, issue #17)."""
+        assert "structlog" not in modules_loaded_by("supervisor.main", "supervisor.supervision.service")
+
     def test_contract_is_standard_library_only(self) -> None:
         """The contract modules, shared with the backend, load nothing outside the standard library."""
         contract = sorted(p.stem for p in (REPO / "supervisor" / "contract").glob("*.py") if p.stem != "__init__")
