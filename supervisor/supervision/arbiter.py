@@ -31,6 +31,7 @@ from supervisor.supervision.rollout import Rollout
 from supervisor.supervision.server_process import ServerProcess
 from supervisor.supervision.status import StatusServer, serve_requests
 from supervisor.system import reaper
+from supervisor.system.cgroups import RunCgroup
 from supervisor.system.notify import Notifier
 from supervisor.system.signals import SignalQueue
 
@@ -49,7 +50,7 @@ class Arbiter:
     def __init__(self, settings: Settings, signals: SignalQueue, log: Any, notifier: Notifier,
                  listener: socket.socket | None, env: dict[str, str],
                  status: StatusServer | None = None,
-                 protected_pids: Callable[[], set[int]] = set) -> None:
+                 protected_pids: Callable[[], set[int]] = set, cgroup: RunCgroup | None = None) -> None:
         self.settings = settings
         self.signals = signals
         self.log = log
@@ -58,6 +59,7 @@ class Arbiter:
         self.env = env
         self.status = status
         self.protected_pids = protected_pids
+        self.cgroup = cgroup  # this run's cgroup v2 directory, a leaf per server process (JARLPM_CGROUP)
         self.policy = RestartPolicy(settings.crash_loop_limit, settings.restart_backoff_max)
         self.slots: dict[int, ServerProcess | None] = {i: None for i in range(settings.workers)}
         self.retiring: list[ServerProcess] = []
@@ -100,6 +102,8 @@ class Arbiter:
             self.handle_signals()
             self.handle_messages()
             self.reap()
+            if self.cgroup is not None:
+                self.cgroup.collect()  # the leaves of exited processes, once empty
             hangs.check_heartbeats(self)
             self.start_due_restarts()
             recycler.check(self)
@@ -171,7 +175,8 @@ class Arbiter:
         now = time.monotonic()
         dues = list(self.restart_due.values()) + [p.term_due for p in self.retiring if p.term_due]
         dues += [due for due in (hangs.next_deadline(self), self.notifier.watchdog_due(now),
-                                 standby.next_due(self), recycler.next_due(self)) if due is not None]
+                                 standby.next_due(self), recycler.next_due(self),
+                                 self.cgroup.next_due() if self.cgroup else None) if due is not None]
         return min([now + MAX_SLEEP, *dues])
 
     def wait_for_events(self, timeout: float) -> None:
@@ -241,7 +246,7 @@ class Arbiter:
     # -- spawning and deaths -------------------------------------------------------------
     def spawn(self, slot: int, release: bool = True) -> ServerProcess:
         assert self.listener is not None
-        proc = childmod.spawn(slot, self.settings, self.listener, self.env)
+        proc = childmod.spawn(slot, self.settings, self.listener, self.env, self.cgroup)
         proc.request_limit = recycling.request_limit(self.settings.max_requests, self.settings.max_requests_jitter)
         if self.released and release:
             self.log.info("child.spawned", pid=proc.pid, worker=slot)
