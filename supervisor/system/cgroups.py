@@ -62,9 +62,18 @@ def is_populated(cgroup: Path) -> bool:
         return False
 
 
+def _write(path: Path, text: str) -> None:
+    """Write an existing interface file: never O_CREAT, which cgroupfs refuses with EACCES, not ENOENT."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def join(cgroup: Path, pid: int = 0) -> None:
     """Move ``pid`` (0: the calling process) into ``cgroup``; OSError if not allowed."""
-    (cgroup / "cgroup.procs").write_text(str(pid))
+    _write(cgroup / "cgroup.procs", str(pid))
 
 
 def kill(cgroup: Path, spare: int | None = None) -> None:
@@ -75,9 +84,9 @@ def kill(cgroup: Path, spare: int | None = None) -> None:
     ``spare`` pid (the caller, on the fallback path) is left alone.
     """
     try:
-        (cgroup / "cgroup.kill").write_text("1")
+        _write(cgroup / "cgroup.kill", "1")
         return
-    except FileNotFoundError:
+    except FileNotFoundError:  # before Linux 5.14, or the cgroup is gone
         if not cgroup.exists():
             return
     for pid in members(cgroup):

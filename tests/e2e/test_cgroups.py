@@ -119,3 +119,15 @@ class TestCgroupPerServerProcess:
                 wait_for(lambda: not cgroups.is_populated(stale), 10, "its leaves emptied")
                 assert stale.name in cgroups.remove_stale(OWN)
                 assert run_directories(sup.pid) == []
+
+    @pytest.mark.parametrize(("extra", "code"), [
+        ({"JARLPM_APP": "sampleapp:no_such_app", "CRASH_LOOP_LIMIT": "1"}, 70),
+        ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none", "DB_WAIT_TIMEOUT": "1"}, 69),
+    ], ids=["gave_up", "phases_failed"])
+    def test_error_exits_remove_every_cgroup(self, app_db: str, extra: dict[str, str], code: int) -> None:
+        """Giving up (exit 70) or failed phases (exit 69) remove this run's cgroups as a stop does."""
+        with running(base_env(app_db, **{**SAMPLE, **extra})) as sup:
+            path = Path(sup.wait_event("supervisor.cgroup", timeout=30)["path"])
+            assert sup.wait_exit(60) == code
+            assert not path.exists(), "the run's cgroup removed"
+            assert run_directories(sup.pid) == []
