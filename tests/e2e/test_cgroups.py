@@ -131,3 +131,13 @@ class TestCgroupPerServerProcess:
             assert sup.wait_exit(60) == code
             assert not path.exists(), "the run's cgroup removed"
             assert run_directories(sup.pid) == []
+
+    def test_off_leaves_cgroups_alone(self, app_db: str) -> None:
+        """JARLPM_CGROUP=off: no cgroup is created and nothing is said about cgroups."""
+        env = base_env(app_db, JARLPM_CGROUP="off", DATABASE_URL="postgresql://nobody@127.0.0.1:9/none",
+                       DB_WAIT_TIMEOUT="1", **SAMPLE)
+        with running(env) as sup:
+            sup.wait_event("phase.started", timeout=30, phase="wait_for_db")  # the processes prespawned
+            assert run_directories(sup.pid) == []
+            assert sup.wait_exit(60) == 69
+            assert not sup.find("supervisor.cgroup") and not sup.find("supervisor.cgroup_unavailable")
