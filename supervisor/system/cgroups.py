@@ -31,9 +31,13 @@ from supervisor.system import cgrouppath
 LEAF_VARIABLE = "JARLPM_LEAF_CGROUP"
 
 # Not ours to use: no write access, a read-only mount (ProtectControlGroups=), a
-# seccomp filter or a missing capability.  Anything else is a bug and propagates.
-_UNAVAILABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
-RETRY_S = 0.05  # a killed leaf empties within milliseconds; its removal is retried this often
+# seccomp filter or a missing capability, or cgroup.max.descendants/max.depth reached
+# (EAGAIN).  Anything else is a bug and propagates.
+_UNAVAILABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EAGAIN)
+# A killed leaf empties within milliseconds (zombies do not count); a process stuck in
+# the kernel (D state) can take longer: retry its removal with backoff, never in a loop.
+RETRY_S = 0.05
+RETRY_MAX_S = 5.0
 
 
 def own_directory() -> Path | None:
@@ -163,6 +167,8 @@ class RunCgroup:
         self.sequence = 0
         self.leaves: set[Path] = set()  # holding a live child
         self.dying: set[Path] = set()  # killed, removed once empty (``collect``)
+        self.retry_delay = RETRY_S
+        self.retry_at: float | None = None  # when ``collect`` has work again (monotonic)
 
     @classmethod
     def create(cls) -> tuple[RunCgroup, list[str]]:
@@ -184,7 +190,7 @@ class RunCgroup:
             raise
         try:
             stale = remove_stale(own)
-        except OSError:  # a neighbour's directory we may not touch: theirs to clean
+        except PermissionError:  # a neighbour's directory we may not touch: theirs to clean
             stale = []
         return cls(path), stale
 
@@ -221,20 +227,31 @@ class RunCgroup:
         kill(leaf)
         self.leaves.discard(leaf)
         self.dying.add(leaf)
-        self.collect()
+        self.retry_delay = RETRY_S  # a fresh kill: look again soon, whatever an older leaf made us wait
+        self.collect(force=True)
         return pids
 
-    def collect(self) -> None:
-        """Remove the killed leaves that are empty now; kill again what is still in the others."""
+    def collect(self, force: bool = False) -> None:
+        """Remove the killed leaves that are empty now; kill again what is still in the others.
+
+        Called from the loop on every pass: it does nothing before ``next_due`` unless ``force``.
+        """
+        now = time.monotonic()
+        if not self.dying or (not force and self.retry_at is not None and now < self.retry_at):
+            return
         for leaf in list(self.dying):
             if not is_populated(leaf) and remove(leaf):
                 self.dying.discard(leaf)
             else:
                 kill(leaf)
+        if self.dying:
+            self.retry_at, self.retry_delay = now + self.retry_delay, min(self.retry_delay * 2, RETRY_MAX_S)
+        else:
+            self.retry_at, self.retry_delay = None, RETRY_S
 
     def next_due(self) -> float | None:
-        """When ``collect`` should run again (monotonic), None if nothing waits for removal."""
-        return time.monotonic() + RETRY_S if self.dying else None
+        """When ``collect`` has work again (monotonic), None if nothing waits for removal."""
+        return self.retry_at if self.dying else None
 
     def close(self, timeout: float = 2.0) -> list[int]:
         """Kill every leaf and remove them and the run's directory: the supervisor is exiting."""
@@ -245,7 +262,7 @@ class RunCgroup:
         deadline = time.monotonic() + timeout
         while self.dying and time.monotonic() < deadline:
             time.sleep(0.01)
-            self.collect()
+            self.collect(force=True)
         if not self.dying:
             remove(self.path)
         return killed
