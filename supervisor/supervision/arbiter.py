@@ -120,7 +120,7 @@ class Arbiter:
         """Run a plan of ``phases.PLANS`` in a phase process; the loop reaps it (``on_phases_ended``)."""
         s = self.settings
         self.notifier.extend_timeout(s.db_wait_timeout + s.migration_lock_timeout + 660)
-        self.phase_child = PhaseChild(plan, self.env)
+        self.phase_child = PhaseChild(plan, self.env, self.cgroup)
 
     def on_phases_ended(self, wait_status: int) -> None:
         child, self.phase_child = self.phase_child, None

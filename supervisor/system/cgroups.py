@@ -217,13 +217,13 @@ class RunCgroup:
             return False
         return True
 
-    def kill(self, leaf: Path, spare_group: int | None = None) -> list[int]:
-        """Kill everything left in a child's leaf; return whom, except members of process group ``spare_group``.
+    def kill(self, leaf: Path, unlisted_group: int | None = None) -> list[int]:
+        """Kill everything left in a child's leaf; return whom, except members of process group ``unlisted_group``.
 
-        Removal follows in ``collect``.  (Those of ``spare_group`` are killed too; the
+        Removal follows in ``collect``.  (Those of ``unlisted_group`` are killed too; the
         caller only does not need to hear of them.)
         """
-        pids = [pid for pid in members(leaf) if spare_group is None or _group_of(pid) not in (spare_group, None)]
+        pids = [pid for pid in members(leaf) if unlisted_group is None or _group_of(pid) not in (unlisted_group, None)]
         kill(leaf)
         self.leaves.discard(leaf)
         self.dying.add(leaf)

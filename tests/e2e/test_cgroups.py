@@ -55,6 +55,8 @@ def run_directories(supervisor_pid: int) -> list[Path]:
 def escape(sup: Supervisor) -> int:
     """Have the server start a helper that escapes group, parent and tag; return its pid."""
     helper = int(json.loads(sup.get("/escape")[2])["helper_pid"])
+    # It tells its pid just before its exec: read its environment once the exec is done.
+    wait_for(lambda: Path(f"/proc/{helper}/comm").read_text().strip() == "sleep", 10, "the helper's exec")
     environ = Path(f"/proc/{helper}/environ").read_bytes()
     assert b"JARLPM_PROCESS_TAG" not in environ, "the helper must have left its tag behind"
     return helper
@@ -120,17 +122,25 @@ class TestCgroupPerServerProcess:
                 assert stale.name in cgroups.remove_stale(OWN)
                 assert run_directories(sup.pid) == []
 
-    @pytest.mark.parametrize(("extra", "code"), [
-        ({"JARLPM_APP": "sampleapp:no_such_app", "CRASH_LOOP_LIMIT": "1"}, 70),
-        ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none", "DB_WAIT_TIMEOUT": "1"}, 69),
-    ], ids=["gave_up", "phases_failed"])
-    def test_error_exits_remove_every_cgroup(self, app_db: str, extra: dict[str, str], code: int) -> None:
-        """Giving up (exit 70) or failed phases (exit 69) remove this run's cgroups as a stop does."""
-        with running(base_env(app_db, **{**SAMPLE, **extra})) as sup:
+    def test_giving_up_removes_every_cgroup(self, app_db: str) -> None:
+        """Giving up on a crash loop (exit 70) removes this run's cgroups as a stop does."""
+        env = base_env(app_db, **{**SAMPLE, "JARLPM_APP": "sampleapp:no_such_app", "CRASH_LOOP_LIMIT": "1"})
+        with running(env) as sup:
             path = Path(sup.wait_event("supervisor.cgroup", timeout=30)["path"])
-            assert sup.wait_exit(60) == code
+            assert sup.wait_exit(60) == 70
             assert not path.exists(), "the run's cgroup removed"
-            assert run_directories(sup.pid) == []
+
+    def test_phase_process_has_a_leaf_and_failed_phases_remove_every_cgroup(self) -> None:
+        """The phase process runs in a leaf of its own; failed phases (exit 69) remove every cgroup."""
+        env = base_env("postgresql://nobody@127.0.0.1:9/none", DB_WAIT_TIMEOUT="3", **SAMPLE)
+        with running(env) as sup:
+            path = Path(sup.wait_event("supervisor.cgroup", timeout=30)["path"])
+            leaf = wait_for(lambda: next((d for d in path.glob("phases-*") if cgroups.members(d)), None), 10,
+                            "the phase process in its leaf")
+            [pid] = cgroups.members(leaf)
+            assert "supervisor.supervision.phase_process" in Path(f"/proc/{pid}/cmdline").read_text()
+            assert sup.wait_exit(60) == 69
+            assert not path.exists(), "the run's cgroup removed"
 
     def test_off_leaves_cgroups_alone(self, app_db: str) -> None:
         """JARLPM_CGROUP=off: no cgroup is created and nothing is said about cgroups."""

@@ -57,8 +57,15 @@ def run() -> Iterator[cgroups.RunCgroup]:
         run.close()
 
 
+def command_of(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except FileNotFoundError:  # exited meanwhile
+        return None
+
+
 def sleepers_in(leaf: Path) -> list[int]:
-    return [pid for pid in cgroups.members(leaf) if Path(f"/proc/{pid}/comm").read_text().strip() == "sleep"]
+    return [pid for pid in cgroups.members(leaf) if command_of(pid) == "sleep"]
 
 
 @needs_cgroup
