@@ -19,6 +19,7 @@ from supervisor.system import cgrouppath, cgroups
 # A process that escapes all but its cgroup: double fork, setsid, an empty environment.
 ESCAPE = """
 import os, sys
+sys.stdin.readline()  # joined its leaf: go
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
@@ -76,11 +77,13 @@ class TestRunCgroup:
         """A process that double-forked with an empty environment is killed with its leaf; the leaf is removed."""
         leaf = run.leaf("server", 0)
         assert leaf is not None
-        child = subprocess.Popen([sys.executable, "-c", ESCAPE], stdout=subprocess.PIPE, start_new_session=True)
+        child = subprocess.Popen([sys.executable, "-c", ESCAPE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 start_new_session=True)
         assert run.join(leaf, child.pid)
-        # Joined after it started: a race the supervisor avoids by the worker joining itself
-        # first; this script forks only after its interpreter started, well after the join.
-        assert child.stdout is not None and child.stdout.readline() == b"escaped\n"
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(b"go\n")
+        child.stdin.close()
+        assert child.stdout.readline() == b"escaped\n"
         child.wait(10)
         [helper] = wait_for(lambda: sleepers_in(leaf), 10, "the escaped sleep in the leaf")
         try:
