@@ -121,16 +121,20 @@ def remove(cgroup: Path) -> bool:
     return True
 
 
-def remove_stale(parent: Path) -> list[str]:
+def remove_stale(parent: Path, keep: Path | None = None) -> list[str]:
     """Remove the empty directories of supervisors that are gone (killed by SIGKILL); return their names.
 
     Only ours (``jarlpm-<pid>-<hex>``), only when that pid is not running and nothing is
     left in them: a replica in another PID namespace sharing this parent keeps its own.
+    ``keep`` is the caller's own directory; another one with the caller's pid is a dead
+    supervisor's whose pid was reused (by the caller).
     """
     removed = []
     for entry in sorted(parent.iterdir()):
         pid = cgrouppath.run_pid(entry.name)
-        if pid is None or not entry.is_dir() or _running(pid) or is_populated(entry):
+        if pid is None or entry == keep or not entry.is_dir() or is_populated(entry):
+            continue
+        if pid != os.getpid() and _running(pid):
             continue
         leaves = [leaf for leaf in entry.iterdir() if leaf.is_dir()]
         if all(remove(leaf) for leaf in leaves) and remove(entry):
@@ -189,7 +193,7 @@ class RunCgroup:
                 raise Unavailable(f"cannot create a cgroup in {own}: {exc.strerror}") from None
             raise
         try:
-            stale = remove_stale(own)
+            stale = remove_stale(own, keep=path)
         except PermissionError:  # a neighbour's directory we may not touch: theirs to clean
             stale = []
         return cls(path), stale

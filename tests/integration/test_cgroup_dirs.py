@@ -108,6 +108,17 @@ class TestRunCgroup:
         finally:
             sleeper.kill()
 
+    def test_a_dead_supervisors_directory_with_our_pid_is_stale(self, run: cgroups.RunCgroup) -> None:
+        """Our pid reused: an empty directory with our pid that is not ours belongs to a dead supervisor."""
+        reused = run.path.parent / cgrouppath.run_name(os.getpid(), "0ddba11")
+        reused.mkdir()
+        try:
+            assert reused.name in cgroups.remove_stale(run.path.parent, keep=run.path)
+            assert run.path.exists()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                reused.rmdir()
+
     def test_stale_directories_of_dead_supervisors_only(self, run: cgroups.RunCgroup) -> None:
         """An empty directory whose supervisor pid is gone is removed; a live supervisor's is kept."""
         dead = subprocess.Popen(["true"])
@@ -116,9 +127,9 @@ class TestRunCgroup:
         stale.mkdir()
         (stale / "server-0-1").mkdir()
         try:
-            removed = cgroups.remove_stale(run.path.parent)
+            removed = cgroups.remove_stale(run.path.parent, keep=run.path)
             assert stale.name in removed and not stale.exists()
-            assert run.path.exists() and run.path.name not in removed  # ours: this pid is alive
+            assert run.path.exists() and run.path.name not in removed  # ours
         finally:
             with contextlib.suppress(FileNotFoundError):
                 (stale / "server-0-1").rmdir()
