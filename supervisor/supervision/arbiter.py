@@ -39,6 +39,8 @@ from supervisor.system.signals import SignalQueue
 # loop does has a deadline it wakes for (``next_wakeup``) or an event that wakes it
 # (a signal, SIGCHLD, a message, ``jarlpm status``), so at rest it sleeps (issue #17).
 MAX_SLEEP = 30.0
+CGROUP_REFUSED_HINT = ("this server process runs in the supervisor's cgroup, its helpers found by their "
+                       "JARLPM_PROCESS_TAG only; see docs/deployment.md, or JARLPM_CGROUP=off")
 
 
 class Arbiter:
@@ -248,6 +250,8 @@ class Arbiter:
         assert self.listener is not None
         proc = childmod.spawn(slot, self.settings, self.listener, self.env, self.cgroup)
         proc.request_limit = recycling.request_limit(self.settings.max_requests, self.settings.max_requests_jitter)
+        if self.cgroup is not None and (refusal := self.cgroup.untold_refusal()):
+            self.log.warning("supervisor.cgroup_unavailable", reason=refusal, hint=CGROUP_REFUSED_HINT)
         if self.released and release:
             self.log.info("child.spawned", pid=proc.pid, worker=slot)
             proc.release()

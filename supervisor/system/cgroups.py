@@ -173,6 +173,8 @@ class RunCgroup:
         self.dying: set[Path] = set()  # killed, removed once empty (``collect``)
         self.retry_delay = RETRY_S
         self.retry_at: float | None = None  # when ``collect`` has work again (monotonic)
+        self.refusal: str | None = None  # why a move into a leaf was refused, until told
+        self.refusal_told = False
 
     @classmethod
     def create(cls) -> tuple[RunCgroup, list[str]]:
@@ -215,11 +217,19 @@ class RunCgroup:
             join(leaf, pid)
         except ProcessLookupError:  # it died already; its leaf is killed and removed as usual
             return True
-        except OSError:
+        except OSError as exc:  # any refusal (EBUSY, EOPNOTSUPP, EACCES...): this child runs on with tags only
+            self.refusal = self.refusal or f"cannot move a process into {leaf}: {exc.strerror}"
             self.leaves.discard(leaf)
             remove(leaf)
             return False
         return True
+
+    def untold_refusal(self) -> str | None:
+        """The first refused move, once (to be logged), then None."""
+        if self.refusal is None or self.refusal_told:
+            return None
+        self.refusal_told = True
+        return self.refusal
 
     def kill(self, leaf: Path, unlisted_group: int | None = None) -> list[int]:
         """Kill everything left in a child's leaf; return whom, except members of process group ``unlisted_group``.

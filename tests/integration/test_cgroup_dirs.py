@@ -136,6 +136,21 @@ class TestRunCgroup:
                 stale.rmdir()
 
 
+class TestRefusedMove:
+    """A move the kernel refuses leaves the child with the tags only, and is told once."""
+
+    def test_refusal_is_recorded_once(self, tmp_path: Path) -> None:
+        """join on a directory that is no cgroup fails; the reason is handed out once; the leaf is dropped."""
+        run = cgroups.RunCgroup(tmp_path)
+        leaf = run.leaf("server", 0)
+        assert leaf is not None
+        assert run.join(leaf, os.getpid()) is False
+        reason = run.untold_refusal()
+        assert reason is not None and str(leaf) in reason
+        assert run.untold_refusal() is None
+        assert leaf not in run.leaves and not leaf.exists()
+
+
 class TestKillWithoutCgroupKill:
     """Before Linux 5.14 there is no cgroup.kill: every member is killed one by one."""
 
