@@ -30,8 +30,7 @@ from supervisor.supervision.restart_policy import GiveUp, RestartPolicy
 from supervisor.supervision.rollout import Rollout
 from supervisor.supervision.server_process import ServerProcess
 from supervisor.supervision.status import StatusServer, serve_requests
-from supervisor.system import reaper
-from supervisor.system.cgroups import RunCgroup
+from supervisor.system import cgroups, reaper
 from supervisor.system.notify import Notifier
 from supervisor.system.signals import SignalQueue
 
@@ -39,8 +38,6 @@ from supervisor.system.signals import SignalQueue
 # loop does has a deadline it wakes for (``next_wakeup``) or an event that wakes it
 # (a signal, SIGCHLD, a message, ``jarlpm status``), so at rest it sleeps (issue #17).
 MAX_SLEEP = 30.0
-CGROUP_REFUSED_HINT = ("this server process runs in the supervisor's cgroup, its helpers found by their "
-                       "JARLPM_PROCESS_TAG only; see docs/deployment.md, or JARLPM_CGROUP=off")
 
 
 class Arbiter:
@@ -52,7 +49,7 @@ class Arbiter:
     def __init__(self, settings: Settings, signals: SignalQueue, log: Any, notifier: Notifier,
                  listener: socket.socket | None, env: dict[str, str],
                  status: StatusServer | None = None,
-                 protected_pids: Callable[[], set[int]] = set, cgroup: RunCgroup | None = None) -> None:
+                 protected_pids: Callable[[], set[int]] = set, cgroup: cgroups.RunCgroup | None = None) -> None:
         self.settings = settings
         self.signals = signals
         self.log = log
@@ -251,7 +248,7 @@ class Arbiter:
         proc = childmod.spawn(slot, self.settings, self.listener, self.env, self.cgroup)
         proc.request_limit = recycling.request_limit(self.settings.max_requests, self.settings.max_requests_jitter)
         if self.cgroup is not None and (refusal := self.cgroup.untold_refusal()):
-            self.log.warning("supervisor.cgroup_unavailable", reason=refusal, hint=CGROUP_REFUSED_HINT)
+            self.log.warning("supervisor.cgroup_unavailable", reason=refusal, hint=cgroups.REFUSED_HINT)
         if self.released and release:
             self.log.info("child.spawned", pid=proc.pid, worker=slot)
             proc.release()

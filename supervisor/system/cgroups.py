@@ -38,6 +38,8 @@ _UNAVAILABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EAGAIN)
 # the kernel (D state) can take longer: retry its removal with backoff, never in a loop.
 RETRY_S = 0.05
 RETRY_MAX_S = 5.0
+REFUSED_HINT = ("this server process runs in the supervisor's cgroup, its helpers found by their "
+                "JARLPM_PROCESS_TAG only; see docs/deployment.md, or JARLPM_CGROUP=off")
 
 
 def own_directory() -> Path | None:
