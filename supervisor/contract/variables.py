@@ -18,6 +18,7 @@ ENVIRONMENTS = ("production", "development")
 LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 AHEAD_POLICIES = ("warn", "refuse")
+CGROUP_MODES = ("auto", "off")
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
@@ -91,6 +92,7 @@ RULES: dict[str, Rule] = {
     "RESTART_BACKOFF_MAX": Seconds(30, 0.1, 3600),
     "CRASH_LOOP_LIMIT": Whole(5, 1, 1000),
     "JARLPM_STANDBY": Flag(False),
+    "JARLPM_CGROUP": OneOf("auto", CGROUP_MODES),
     "KEEPALIVE_TIMEOUT": Whole(5, 1, 3600),
     "MAX_REQUESTS": Whole(0, 0, 10**9),
     "MAX_REQUESTS_JITTER": Whole(0, 0, 10**9),
@@ -148,6 +150,7 @@ INTERNAL = {
     "JARLPM_POOL_INSTRUMENTATION",
     "JARLPM_SUPERVISOR_PID",
     "JARLPM_PROCESS_TAG",
+    "JARLPM_LEAF_CGROUP",
 }
 
 # Names in these families that are not known are probably typos.

@@ -53,6 +53,8 @@ TEMPLATES: dict[str, str] = {
     "supervisor.stopped": "Stopped with exit code {exit_code}",
     "supervisor.crashed": "The supervisor crashed: this is a bug",
     "supervisor.socket_activated": "Serving on the socket systemd handed over ({listen})",
+    "supervisor.cgroup": "Each server process gets a cgroup of its own under {path}",
+    "supervisor.cgroup_unavailable": "No cgroup of our own ({reason}): process tags find daemonised helpers",
     "supervisor.metrics_serving": "Prometheus metrics on http://{listen}/metrics",
     "config.unknown_variable": "Unknown variable {variable}",
     "log.dropped": "{dropped} log line(s) dropped: the log reader is too slow",

@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Generator, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -28,7 +29,7 @@ from uvicorn.importer import import_from_string
 from supervisor.contract import control
 from supervisor.contract.heartbeat import HeartbeatCell
 from supervisor.server import serverlog
-from supervisor.system import reaper
+from supervisor.system import cgroups, reaper
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
@@ -82,6 +83,13 @@ class ControlChannel:
         for pid in reaper.descendants(os.getpid()):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+        # Our cgroup leaf (JARLPM_CGROUP) holds what the above misses: a helper that cleared
+        # its environment and daemonised.  cgroup.kill takes us too, as the group's kill does
+        # (we lead our group): each comes last, once the others are done.
+        leaf = os.environ.get(cgroups.LEAF_VARIABLE)
+        if leaf:
+            with contextlib.suppress(OSError):
+                cgroups.kill_until_empty(Path(leaf), spare=os.getpid())
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(os.getpgrp(), signal.SIGKILL)
         os._exit(1)
@@ -215,7 +223,20 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def join_leaf() -> None:
+    """Enter our cgroup leaf before any app code runs (the supervisor also moves us right after spawn).
+
+    Whichever write comes first, every helper the app starts is born inside it.  A leaf
+    that cannot be joined leaves us in the supervisor's cgroup: the tags still work.
+    """
+    leaf = os.environ.get(cgroups.LEAF_VARIABLE)
+    if leaf:
+        with contextlib.suppress(OSError):
+            cgroups.join(Path(leaf))
+
+
 def main(argv: list[str] | None = None) -> int:
+    join_leaf()
     args = _parse(sys.argv[1:] if argv is None else argv)
     faulthandler.enable()
     # The supervisor sends SIGUSR1 to a stalled process to get every thread's stack.

@@ -30,7 +30,7 @@ from supervisor.supervision.restart_policy import GiveUp, RestartPolicy
 from supervisor.supervision.rollout import Rollout
 from supervisor.supervision.server_process import ServerProcess
 from supervisor.supervision.status import StatusServer, serve_requests
-from supervisor.system import reaper
+from supervisor.system import cgroups, reaper
 from supervisor.system.notify import Notifier
 from supervisor.system.signals import SignalQueue
 
@@ -49,7 +49,7 @@ class Arbiter:
     def __init__(self, settings: Settings, signals: SignalQueue, log: Any, notifier: Notifier,
                  listener: socket.socket | None, env: dict[str, str],
                  status: StatusServer | None = None,
-                 protected_pids: Callable[[], set[int]] = set) -> None:
+                 protected_pids: Callable[[], set[int]] = set, cgroup: cgroups.RunCgroup | None = None) -> None:
         self.settings = settings
         self.signals = signals
         self.log = log
@@ -58,6 +58,7 @@ class Arbiter:
         self.env = env
         self.status = status
         self.protected_pids = protected_pids
+        self.cgroup = cgroup  # this run's cgroup v2 directory, a leaf per server process (JARLPM_CGROUP)
         self.policy = RestartPolicy(settings.crash_loop_limit, settings.restart_backoff_max)
         self.slots: dict[int, ServerProcess | None] = {i: None for i in range(settings.workers)}
         self.retiring: list[ServerProcess] = []
@@ -100,6 +101,8 @@ class Arbiter:
             self.handle_signals()
             self.handle_messages()
             self.reap()
+            if self.cgroup is not None:
+                self.cgroup.collect()  # the leaves of exited processes, once empty
             hangs.check_heartbeats(self)
             self.start_due_restarts()
             recycler.check(self)
@@ -116,7 +119,7 @@ class Arbiter:
         """Run a plan of ``phases.PLANS`` in a phase process; the loop reaps it (``on_phases_ended``)."""
         s = self.settings
         self.notifier.extend_timeout(s.db_wait_timeout + s.migration_lock_timeout + 660)
-        self.phase_child = PhaseChild(plan, self.env)
+        self.phase_child = PhaseChild(plan, self.env, self.cgroup)
 
     def on_phases_ended(self, wait_status: int) -> None:
         child, self.phase_child = self.phase_child, None
@@ -171,7 +174,8 @@ class Arbiter:
         now = time.monotonic()
         dues = list(self.restart_due.values()) + [p.term_due for p in self.retiring if p.term_due]
         dues += [due for due in (hangs.next_deadline(self), self.notifier.watchdog_due(now),
-                                 standby.next_due(self), recycler.next_due(self)) if due is not None]
+                                 standby.next_due(self), recycler.next_due(self),
+                                 self.cgroup.next_due() if self.cgroup else None) if due is not None]
         return min([now + MAX_SLEEP, *dues])
 
     def wait_for_events(self, timeout: float) -> None:
@@ -241,8 +245,10 @@ class Arbiter:
     # -- spawning and deaths -------------------------------------------------------------
     def spawn(self, slot: int, release: bool = True) -> ServerProcess:
         assert self.listener is not None
-        proc = childmod.spawn(slot, self.settings, self.listener, self.env)
+        proc = childmod.spawn(slot, self.settings, self.listener, self.env, self.cgroup)
         proc.request_limit = recycling.request_limit(self.settings.max_requests, self.settings.max_requests_jitter)
+        if self.cgroup is not None and (refusal := self.cgroup.untold_refusal()):
+            self.log.warning("supervisor.cgroup_unavailable", reason=refusal, hint=cgroups.REFUSED_HINT)
         if self.released and release:
             self.log.info("child.spawned", pid=proc.pid, worker=slot)
             proc.release()

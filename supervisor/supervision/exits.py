@@ -22,10 +22,14 @@ def record(arb: Arbiter, proc: ServerProcess, wait_status: int) -> ExitStatus:
     """Kill what the process left running, log ``child.exited`` and remember it for ``jarlpm status``."""
     exit_status = proc.mark_exited(wait_status)
     arb.metrics.process_exited(proc.pid)
+    # Its cgroup holds every process it started, however it daemonised (env -i included);
+    # the ones still in its own process group are not news: they die with it, unreported.
+    in_cgroup = arb.cgroup.kill(proc.cgroup, unlisted_group=proc.pid) if arb.cgroup and proc.cgroup else []
     proc.kill_group()  # helpers the app started die with their server process
     escaped = proc.kill_escaped()  # and so do those that daemonised out of its group
-    if escaped:
-        arb.log.warning("supervisor.orphans_killed", pids=escaped, of_pid=proc.pid, worker=proc.slot)
+    if in_cgroup or escaped:
+        arb.log.warning("supervisor.orphans_killed", pids=sorted({*in_cgroup, *escaped}), of_pid=proc.pid,
+                        worker=proc.slot, via="cgroup" if in_cgroup else "tag")
     for relay in proc.relays:
         relay.join(0.5)
     was_ready = proc.ready

@@ -33,7 +33,7 @@ from supervisor.logs import logsetup
 from supervisor.logs.relay import StreamRelay
 from supervisor.phases import PhaseContext, PhaseRunner
 from supervisor.supervision import handover, metrics
-from supervisor.system import parentdeath
+from supervisor.system import cgroups, parentdeath
 from supervisor.system.notify import Notifier
 from supervisor.system.signals import SignalQueue
 
@@ -74,7 +74,7 @@ class Outcome:
 class PhaseChild:
     """A running phase process whose JSON lines join the supervisor's stream."""
 
-    def __init__(self, plan: str, env: dict[str, str]) -> None:
+    def __init__(self, plan: str, env: dict[str, str], run_cgroup: cgroups.RunCgroup | None = None) -> None:
         env = dict(env)
         env[SUPERVISOR_PID] = str(os.getpid())
         env.pop(metrics.METRICS_DIR, None)  # its pool is not a server's: it must not write server metrics
@@ -90,6 +90,13 @@ class PhaseChild:
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
             pass_fds=handover.inherited_fds(),
         )
+        # A leaf of its own too (JARLPM_CGROUP), killed when it ends: it starts no helper
+        # of ours, but a migration's code could.  Joined right after the exec, before
+        # any phase runs (the interpreter is still starting).
+        self.run_cgroup = run_cgroup
+        self.cgroup = run_cgroup.leaf("phases") if run_cgroup is not None else None
+        if self.cgroup is not None and run_cgroup is not None and not run_cgroup.join(self.cgroup, self.pid):
+            self.cgroup = None
         assert self.process.stdout is not None and self.process.stderr is not None
         self.relays = [StreamRelay(pipe, os.getpid(), name, emit=self._emit, source="supervisor")
                        for pipe, name in ((self.process.stdout, "stdout"), (self.process.stderr, "stderr"))]
@@ -126,6 +133,8 @@ class PhaseChild:
 
     def outcome(self, wait_status: int) -> Outcome:
         """Decode its exit (from ``os.waitpid``) after its output has been relayed."""
+        if self.cgroup is not None and self.run_cgroup is not None:
+            self.run_cgroup.kill(self.cgroup)  # first: a helper holding its output open would stall the relays
         for relay in self.relays:
             relay.join(5)
         code = os.waitstatus_to_exitcode(wait_status)

@@ -12,6 +12,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from supervisor.contract import control as channel
 from supervisor.contract.config import Settings
@@ -19,7 +20,7 @@ from supervisor.contract.heartbeat import HeartbeatCell
 from supervisor.contract.paths import app_dir, package_root
 from supervisor.logs.relay import StackDump, StreamRelay
 from supervisor.supervision import handover
-from supervisor.system import reaper
+from supervisor.system import cgroups, reaper
 
 STDERR_TAIL_LINES = 30
 
@@ -104,6 +105,7 @@ class ServerProcess:
     unresponsive: bool = False
     term_due: float | None = None
     tag: str = ""  # its JARLPM_PROCESS_TAG: finds the helpers it started, even daemonised ones
+    cgroup: Path | None = None  # its own cgroup v2 leaf (JARLPM_CGROUP), where there is one
     requests: int = 0  # HTTP requests taken, as the process last reported (control.REQUESTS)
     request_limit: int | None = None  # MAX_REQUESTS plus this process's jitter; None: off
     memory_streak: int = 0  # consecutive VmRSS reads above MAX_WORKER_MEMORY_MB
@@ -201,8 +203,13 @@ def worker_command(settings: Settings, listen_fd: int, control_fd: int, heartbea
     ]
 
 
-def spawn(slot: int, settings: Settings, listener: socket.socket, env: dict[str, str]) -> ServerProcess:
-    """Start a server process on ``listener`` with its own session (its own process group)."""
+def spawn(slot: int, settings: Settings, listener: socket.socket, env: dict[str, str],
+          run_cgroup: cgroups.RunCgroup | None = None) -> ServerProcess:
+    """Start a server process on ``listener`` with its own session (its own process group).
+
+    With ``run_cgroup`` it also gets a cgroup leaf of its own, which every process it
+    starts inherits however it daemonises (see ``system.cgroups``).
+    """
     parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     parent_end.setblocking(False)
     listen_fd = listener.fileno()
@@ -213,6 +220,9 @@ def spawn(slot: int, settings: Settings, listener: socket.socket, env: dict[str,
     env["JARLPM_WORKER"] = str(slot)
     tag = secrets.token_hex(8)
     env[reaper.TAG_VARIABLE] = tag
+    leaf = run_cgroup.leaf("server", slot) if run_cgroup is not None else None
+    if leaf is not None:
+        env[cgroups.LEAF_VARIABLE] = str(leaf)
     cell = HeartbeatCell.create()
     try:
         process = subprocess.Popen(
@@ -226,9 +236,15 @@ def spawn(slot: int, settings: Settings, listener: socket.socket, env: dict[str,
         )
     finally:
         child_end.close()
+    # Popen returns once the exec succeeded: the process is starting the interpreter and
+    # cannot have started a helper yet.  The worker also joins its leaf itself, first
+    # thing, before importing the app, so no app code ever runs outside it, however
+    # late this write comes on a loaded machine.
+    if leaf is not None and run_cgroup is not None and not run_cgroup.join(leaf, process.pid):
+        leaf = None
     now = time.monotonic()
     child = ServerProcess(slot=slot, process=process, control=parent_end, heartbeat=cell,
-                          spawned_at=now, heartbeat_floor=now, tag=tag)
+                          spawned_at=now, heartbeat_floor=now, tag=tag, cgroup=leaf)
     assert process.stdout is not None and process.stderr is not None
     child.relays = [
         StreamRelay(process.stdout, process.pid, "stdout", tail=None),

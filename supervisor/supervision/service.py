@@ -27,7 +27,7 @@ from supervisor.logs import logsetup
 from supervisor.supervision import handover, listener, metrics, stopping
 from supervisor.supervision.arbiter import Arbiter
 from supervisor.supervision.status import StatusServer, socket_path
-from supervisor.system import reaper
+from supervisor.system import cgroups, reaper
 from supervisor.system.notify import Notifier
 from supervisor.system.signals import SignalQueue
 
@@ -110,6 +110,7 @@ def run(check: str | None = None) -> int:
     ctx: PhaseContext | None = None
     status: StatusServer | None = None
     endpoint: metrics.MetricsEndpoint | None = None
+    run_cgroup: cgroups.RunCgroup | None = None
     code = ExitCode.SOFTWARE
     phase = "validate_env"
     try:
@@ -122,8 +123,9 @@ def run(check: str | None = None) -> int:
         phase = "supervise"
         if sock is not None and settings.metrics_port is not None:
             endpoint = _metrics_endpoint(log, settings.metrics_host, settings.metrics_port)
+        run_cgroup = None if check else _own_cgroup(log, settings)
         arbiter = Arbiter(settings, signals, log, notifier, sock, _server_env(settings),
-                          status=status, protected_pids=lambda: _protected(ctx))
+                          status=status, protected_pids=lambda: _protected(ctx), cgroup=run_cgroup)
         if sock is not None and not settings.embedded_database:
             # Imports overlap the phases; the processes wait for "go" before opening pools.
             arbiter.prespawn()
@@ -158,6 +160,8 @@ def run(check: str | None = None) -> int:
             status.close()
         if arbiter is not None:
             stopping.clear_descendants(arbiter)
+        if run_cgroup is not None:
+            _close_cgroup(log, run_cgroup)
         if endpoint is not None:
             endpoint.close()
         signals.restore()
@@ -216,6 +220,29 @@ def _status_server(log: Any) -> StatusServer | None:
                     hint="set JARLPM_STATE_DIR (or systemd's RuntimeDirectory=) to a writable directory "
                          "for `jarlpm status`")
         return None
+
+
+def _own_cgroup(log: Any, settings: config.Settings) -> cgroups.RunCgroup | None:
+    """This run's cgroup directory (JARLPM_CGROUP=auto, where ours is writable), else None and why."""
+    if settings.jarlpm_cgroup == "off":
+        return None
+    try:
+        run_cgroup, stale = cgroups.RunCgroup.create()
+    except cgroups.Unavailable as why:
+        log.info("supervisor.cgroup_unavailable", reason=str(why),
+                 hint="helpers are still found by their JARLPM_PROCESS_TAG, but one that clears its "
+                      "environment and daemonises can escape; see docs/deployment.md for the setups "
+                      "that give a cgroup (systemd Delegate=yes) or JARLPM_CGROUP=off to silence this")
+        return None
+    log.info("supervisor.cgroup", path=str(run_cgroup.path), stale_removed=stale)
+    return run_cgroup
+
+
+def _close_cgroup(log: Any, run_cgroup: cgroups.RunCgroup) -> None:
+    """Kill whatever is left in this run's cgroups and remove them: nothing outlives the run."""
+    killed = run_cgroup.close()
+    if killed:
+        log.warning("supervisor.orphans_killed", pids=killed, via="cgroup")
 
 
 def _protected(ctx: PhaseContext | None) -> set[int]:

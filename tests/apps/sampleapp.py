@@ -4,6 +4,7 @@
 event loop with a blocking sleep (hang detection); /helper starts a grandchild
 process (orphan clean-up); /pid says which server process answered; /spam prints a
 burst of output lines; /daemon starts a helper that double-forks out of its group;
+/escape one that also clears its environment (only a cgroup holds it);
 /nested prints a line too deep to parse, /progress tens of MiB of tqdm-style output
 without a newline.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import time
 
@@ -128,6 +130,26 @@ def daemon() -> dict[str, int]:
         if os.fork() == 0:
             os.write(write_end, str(os.getpid()).encode())
             os.execvp("sleep", ["sleep", "600"])
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(middle, 0)
+    helper = int(os.read(read_end, 32))
+    os.close(read_end)
+    return {"helper_pid": helper}
+
+
+@app.get("/escape")
+def escape() -> dict[str, int]:
+    # A helper that escapes everything but a cgroup: double fork + setsid, and exec with an
+    # empty environment (`env -i`), so not even JARLPM_PROCESS_TAG can find it.
+    read_end, write_end = os.pipe()
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    middle = os.fork()
+    if middle == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.write(write_end, str(os.getpid()).encode())
+            os.execve(sleep, ["sleep", "600"], {})
         os._exit(0)
     os.close(write_end)
     os.waitpid(middle, 0)

@@ -200,6 +200,11 @@ class TestSystemdUnit:
         assert one(unit, "KillMode") == "mixed"
         assert unit.get("Service.KillSignal", ["SIGTERM"])[-1] == "SIGTERM"
 
+    def test_cgroup_delegated_to_the_service(self, unit: dict[str, list[str]]) -> None:
+        """Delegate=yes on a writable cgroupfs: the supervisor gets a cgroup per server process (JARLPM_CGROUP)."""
+        assert one(unit, "Delegate") == "yes"
+        assert one(unit, "ProtectControlGroups") in ("no", "private")
+
     def test_restart_prevented_exactly_for_non_retryable_exit_codes(self, unit: dict[str, list[str]]) -> None:
         """RestartPreventExitStatus= is usage, data, permission and configuration errors."""
         codes = {int(code) for code in one(unit, "RestartPreventExitStatus").split()}

@@ -138,6 +138,12 @@ class TestInvalidValues:
         p = only_problem(LOG_FORMAT="xml")
         assert (p.variable, p.expected) == ("LOG_FORMAT", "one of json, console")
 
+    def test_cgroup_mode(self) -> None:
+        """JARLPM_CGROUP is auto (the default) or off; anything else is refused."""
+        assert (settings().jarlpm_cgroup, settings(JARLPM_CGROUP="OFF").jarlpm_cgroup) == ("auto", "off")
+        p = only_problem(JARLPM_CGROUP="yes")
+        assert (p.variable, p.expected) == ("JARLPM_CGROUP", "one of auto, off")
+
     def test_unknown_environment(self) -> None:
         p = only_problem(JARLPM_ENV="staging")
         assert (p.variable, p.expected) == ("JARLPM_ENV", "one of production, development")
