@@ -51,6 +51,7 @@ class Settings:
     restart_backoff_max: float = 30.0
     crash_loop_limit: int = 5
     jarlpm_standby: bool = False  # one more server process, app imported, kept in reserve
+    jarlpm_fork_server: bool = True  # replacements forked from a process that imported the app
     keepalive_timeout: int = 5
     max_requests: int = 0  # 0: off
     max_requests_jitter: int = 0
@@ -150,6 +151,7 @@ def load_settings(env: Mapping[str, str], read_file: Callable[[str], str] = read
         restart_backoff_max=r.value("RESTART_BACKOFF_MAX"),
         crash_loop_limit=r.value("CRASH_LOOP_LIMIT"),
         jarlpm_standby=r.value("JARLPM_STANDBY"),
+        jarlpm_fork_server=r.value("JARLPM_FORK_SERVER"),
         keepalive_timeout=r.value("KEEPALIVE_TIMEOUT"),
         max_requests=r.value("MAX_REQUESTS"),
         max_requests_jitter=r.value("MAX_REQUESTS_JITTER"),

@@ -91,6 +91,7 @@ RULES: dict[str, Rule] = {
     "RESTART_BACKOFF_MAX": Seconds(30, 0.1, 3600),
     "CRASH_LOOP_LIMIT": Whole(5, 1, 1000),
     "JARLPM_STANDBY": Flag(False),
+    "JARLPM_FORK_SERVER": Flag(True),
     "KEEPALIVE_TIMEOUT": Whole(5, 1, 3600),
     "MAX_REQUESTS": Whole(0, 0, 10**9),
     "MAX_REQUESTS_JITTER": Whole(0, 0, 10**9),

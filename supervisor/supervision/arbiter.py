@@ -24,6 +24,7 @@ from supervisor.contract import control
 from supervisor.contract.config import Settings
 from supervisor.contract.exitcodes import ExitCode
 from supervisor.supervision import codereload, exits, hangs, metrics, recycler, recycling, reloading, standby, stopping
+from supervisor.supervision import forking as forks
 from supervisor.supervision import server_process as childmod
 from supervisor.supervision.phase_process import PhaseChild
 from supervisor.supervision.restart_policy import GiveUp, RestartPolicy
@@ -85,6 +86,7 @@ class Arbiter:
         self.standby: ServerProcess | None = None  # JARLPM_STANDBY's process in reserve
         self.standby_due: float | None = None  # when to respawn a standby that died
         self.standby_deaths = 0
+        self.forking = forks.Forking(enabled=settings.jarlpm_fork_server)  # JARLPM_FORK_SERVER
 
     # -- the loop --------------------------------------------------------------------
     def prespawn(self) -> None:
@@ -106,6 +108,7 @@ class Arbiter:
             codereload.check(self)
             reloading.send_due_terms(self)
             self.announce_readiness()
+            forks.maintain(self)
             standby.maintain(self)
             self.metrics.observe_processes([p for p in self.processes() if p is not self.standby])
             self.notifier.watchdog(self.state == "starting" or self.healthy())
@@ -171,13 +174,14 @@ class Arbiter:
         now = time.monotonic()
         dues = list(self.restart_due.values()) + [p.term_due for p in self.retiring if p.term_due]
         dues += [due for due in (hangs.next_deadline(self), self.notifier.watchdog_due(now),
-                                 standby.next_due(self), recycler.next_due(self)) if due is not None]
+                                 standby.next_due(self), recycler.next_due(self), forks.next_due(self))
+                 if due is not None]
         return min([now + MAX_SLEEP, *dues])
 
     def wait_for_events(self, timeout: float) -> None:
         fds: list[Any] = [self.signals.fileno]
         fds += [self.code_watcher] if self.code_watcher is not None else []
-        fds += [p.control for p in self.processes() if p.alive]
+        fds += [p.control for p in self.processes() if p.alive] + self.forking.fds()
         if self.status is not None:
             fds += [self.status, *self.status.pending()]
             client_due = self.status.next_deadline()  # a client that has not sent its request yet
@@ -241,10 +245,10 @@ class Arbiter:
     # -- spawning and deaths -------------------------------------------------------------
     def spawn(self, slot: int, release: bool = True) -> ServerProcess:
         assert self.listener is not None
-        proc = childmod.spawn(slot, self.settings, self.listener, self.env)
+        proc = forks.spawn(self, slot) or childmod.spawn(slot, self.settings, self.listener, self.env)
         proc.request_limit = recycling.request_limit(self.settings.max_requests, self.settings.max_requests_jitter)
         if self.released and release:
-            self.log.info("child.spawned", pid=proc.pid, worker=slot)
+            self.log.info("child.spawned", pid=proc.pid, worker=slot, forked=proc.forked)
             proc.release()
         else:
             # It imports the app while the phases run; it becomes a server on release.
@@ -258,6 +262,8 @@ class Arbiter:
         for pid, status in reaper.reap_any():
             if self.phase_child is not None and pid == self.phase_child.pid:
                 self.on_phases_ended(status)
+                continue
+            if forks.reaped(self, pid, status):
                 continue
             proc = self.find(pid)
             if proc is None:

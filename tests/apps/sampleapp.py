@@ -2,7 +2,8 @@
 
 /slow?s=N answers after N seconds (in-flight requests on shutdown); /block stalls the
 event loop with a blocking sleep (hang detection); /helper starts a grandchild
-process (orphan clean-up); /pid says which server process answered; /spam prints a
+process (orphan clean-up); /pid says which server process answered, /random what its
+``random`` module draws (a forked process must not repeat its siblings'); /spam prints a
 burst of output lines; /daemon starts a helper that double-forks out of its group;
 /nested prints a line too deep to parse, /progress tens of MiB of tqdm-style output
 without a newline.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import subprocess
 import time
 
@@ -33,6 +35,11 @@ async def ready() -> dict[str, str]:
 @app.get("/pid")
 async def pid() -> dict[str, int]:
     return {"pid": os.getpid()}
+
+
+@app.get("/random")
+async def draw() -> dict[str, float]:
+    return {"pid": os.getpid(), "random": random.random()}
 
 
 IN_FLIGHT = {"slow": 0}
