@@ -26,20 +26,24 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import gc
 import importlib
 import json
 import os
+import signal
 import socket
 import sys
 import threading
 import time
 import traceback
 from argparse import Namespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from supervisor.server import worker
+if TYPE_CHECKING:
+    from supervisor.server.worker import ASGIApp
 
+PR_SET_PDEATHSIG = 1
 FDS_PER_REQUEST = 4  # control socket, heartbeat cell, stdout, stderr
 # What uvicorn imports lazily in ``Config.load()`` on its first run: imported here once,
 # so a child does not pay for it.  Missing extras (no uvloop/httptools) are skipped.
@@ -68,8 +72,33 @@ def send(sock: socket.socket, message: dict[str, Any]) -> None:
         sock.send(json.dumps(message).encode())
 
 
+def die_with_parent(parent: int) -> None:
+    """SIGKILL this process when the supervisor dies, even while it imports (it reads no socket then).
+
+    It holds the listening socket: alive, it would keep the port accepting connections
+    nobody serves.  The forked processes do not inherit this (Linux clears it at fork);
+    they have their control socket's end of file.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the supervisor died before the line above (while Python started)
+        os._exit(1)
+
+
+def supervisor_pid(argv: list[str]) -> int:
+    """``--supervisor-pid``, read before ``worker`` (and so uvicorn) is imported."""
+    for option, value in zip(argv, argv[1:], strict=False):
+        if option == "--supervisor-pid" and value.isdigit():
+            return int(value)
+    return os.getppid()
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = worker.parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    die_with_parent(supervisor_pid(argv))
+    from supervisor.server import worker  # only now: importing uvicorn takes ~0.1 s
+
+    args = worker.parse(argv)
     worker.enable_faulthandler()
     sock = socket.socket(fileno=args.control_fd)
     started = time.monotonic()
@@ -91,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     return serve_requests(sock, args, app)
 
 
-def serve_requests(sock: socket.socket, args: Namespace, app: worker.ASGIApp) -> int:
+def serve_requests(sock: socket.socket, args: Namespace, app: ASGIApp) -> int:
     """Fork one server process per request until the supervisor closes the socket."""
     while True:
         try:
@@ -115,7 +144,7 @@ def serve_requests(sock: socket.socket, args: Namespace, app: worker.ASGIApp) ->
                     os.close(fd)
 
 
-def fork_server_process(sock: socket.socket, args: Namespace, app: worker.ASGIApp,
+def fork_server_process(sock: socket.socket, args: Namespace, app: ASGIApp,
                         request: dict[str, Any], fds: list[int]) -> int:
     """Fork twice; the grandchild becomes a server process; return its pid."""
     sys.stdout.flush()
@@ -141,9 +170,11 @@ def fork_server_process(sock: socket.socket, args: Namespace, app: worker.ASGIAp
     return int(answer)
 
 
-def become_server_process(sock: socket.socket, args: Namespace, app: worker.ASGIApp,
+def become_server_process(sock: socket.socket, args: Namespace, app: ASGIApp,
                           request: dict[str, Any], fds: list[int]) -> None:
     """In the forked child: take the descriptors and the environment it was sent, then serve; never returns."""
+    from supervisor.server import worker  # imported by ``main`` already
+
     code = 1
     try:
         os.setsid()  # its own group, as ``start_new_session`` gives a spawned one: killpg(pid) reaches its helpers

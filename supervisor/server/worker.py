@@ -245,6 +245,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--keepalive-timeout", type=int, default=5)
     parser.add_argument("--forwarded-allow-ips", default="127.0.0.1")
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--supervisor-pid", type=int, default=0, help="the fork server dies with it")
     return parser.parse_args(argv)
 
 

@@ -114,7 +114,8 @@ def _start(arb: Arbiter) -> None:
         # No JARLPM_PROCESS_TAG of its own: /proc/PID/environ of its children would show it,
         # and a tag must name one server process's helpers, never its siblings.
         process = subprocess.Popen(
-            worker_command(arb.settings, listen_fd, child_end.fileno(), -1, module=MODULE),
+            [*worker_command(arb.settings, listen_fd, child_end.fileno(), -1, module=MODULE),
+             "--supervisor-pid", str(os.getpid())],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             pass_fds=(listen_fd, child_end.fileno(), *handover.inherited_fds()),
             start_new_session=True, env=python_env(arb.env),

@@ -36,6 +36,7 @@ class TestAtRest:
         with running(base_env(app_db, WORKERS="2", **SAMPLE)) as sup:
             sup.wait_event("supervisor.ready", timeout=60)
             wait_for(lambda: len(sup.find("child.ready")) >= 2, 30, "both processes ready")
+            sup.wait_event("forkserver.ready", timeout=60)  # started once the service is ready
             before, started = context_switches(sup.pid), time.monotonic()
             # The window is the measurement, not a guess at when something is done.
             time.sleep(WINDOW)
