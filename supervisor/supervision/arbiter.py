@@ -91,7 +91,7 @@ class Arbiter:
     # -- the loop --------------------------------------------------------------------
     def prespawn(self) -> None:
         """Start every server process now so imports overlap the phases; they wait for ``go``."""
-        for slot in self.slots:
+        for slot in [] if forks.prespawn(self) else self.slots:  # or forked once the fork server is ready
             self.slots[slot] = self.spawn(slot)
 
     def run(self, plan: str = "start") -> ExitCode:
@@ -154,13 +154,13 @@ class Arbiter:
             return
         now = time.monotonic()
         for proc in self.processes():
-            self.log.info("child.spawned", pid=proc.pid, worker=proc.slot, prespawned=True,
+            self.log.info("child.spawned", pid=proc.pid, worker=proc.slot, prespawned=True, forked=proc.forked,
                           imported_for_ms=round((now - proc.spawned_at) * 1000))
             proc.release()
         for slot, existing in self.slots.items():
             # Not prespawned (development mode's embedded database); a slot whose process
             # died during the phases is restarted with its backoff (``restart_due``).
-            if existing is None and slot not in self.restart_due:
+            if existing is None and slot not in self.restart_due and not forks.importing(self):
                 self.slots[slot] = self.spawn(slot)
 
     def processes(self) -> list[ServerProcess]:

@@ -2,12 +2,13 @@
 
 A fresh server process needs ~0.9 s (interpreter, uvicorn, the app's imports) before
 its lifespan startup; one forked from the fork server (``server.forkserver``) starts
-with all of that done.  The fork server is started once the service is ready (so it
-never competes with the start's imports and migrations) and again after a reload,
-with the new code (``retire`` drops the old one; nothing of a new generation is ever
-forked from old code).  Until it is ready, and whenever it is gone or refuses
-(``forkserver.unsafe``: the app started threads at import, the supervisor is no
-subreaper), server processes are spawned fresh as before.
+with all of that done, and shares its pages.  At start the fork server imports during
+the phases and the slots are forked from it (``prespawn``: one import instead of one
+per process); after a reload a new one imports the new code once the reload is over
+(``retire`` drops the old one; nothing of a new generation is ever forked from old
+code: the reload's processes are spawned fresh).  Whenever it is not ready, gone or
+refuses (``forkserver.unsafe``: the app started threads at import, the supervisor is
+no subreaper), server processes are spawned fresh as before.
 
 A forked process is reparented to the supervisor (the fork server forks twice), so it
 is reaped, counted (crash loop), heartbeat-checked, recycled and stopped exactly like
@@ -72,6 +73,7 @@ class Forking:
     due: float | None = None  # no restart before (after a death)
     deaths: int = 0  # deaths since a fork last succeeded
     refused: str | None = None  # why forking is off for this run (``forkserver.unsafe``)
+    prespawning: bool = False  # at start: the slots wait for the fork server (``prespawn``)
 
     def fds(self) -> list[socket.socket]:
         """The socket to watch while the fork server imports (its ``ready`` wakes the loop)."""
@@ -85,14 +87,44 @@ def wanted(arb: Arbiter) -> bool:
             and all(proc is not None and proc.ready for proc in arb.slots.values()))
 
 
+def prespawn(arb: Arbiter) -> bool:
+    """At start: the fork server imports during the phases, and the slots are forked from it.
+
+    One import instead of one per process leaves more CPU to the phases, and the
+    processes share the fork server's pages.  False: spawn them (no fork server).
+    """
+    if arb.forking.enabled:
+        _start(arb)
+    arb.forking.prespawning = arb.forking.server is not None
+    return arb.forking.prespawning
+
+
+def importing(arb: Arbiter) -> bool:
+    """At start, the fork server is still importing: the empty slots wait for it (``maintain`` fills them)."""
+    server = arb.forking.server
+    return arb.forking.prespawning and server is not None and not server.ready
+
+
 def maintain(arb: Arbiter) -> None:
     """Read the importing fork server's answer; start one when wanted and its backoff is over."""
     forking = arb.forking
     if forking.server is not None and not forking.server.ready:
         _read_hello(arb, forking.server)
+    if forking.prespawning and not importing(arb):
+        _fill_slots(arb)
     if forking.server is None and wanted(arb) and (forking.due is None or forking.due <= time.monotonic()):
         forking.due = None
         _start(arb)
+
+
+def _fill_slots(arb: Arbiter) -> None:
+    """The fork server is ready (or gone, or refused: then spawn): a process for every empty slot."""
+    arb.forking.prespawning = False
+    if arb.state not in ("starting", "running"):
+        return
+    for slot, existing in arb.slots.items():
+        if existing is None and slot not in arb.restart_due:
+            arb.slots[slot] = arb.spawn(slot)  # released at once if the phases are over
 
 
 def next_due(arb: Arbiter) -> float | None:

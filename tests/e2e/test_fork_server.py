@@ -55,6 +55,20 @@ def exited_pids(sup: Supervisor) -> set[int]:
     return {e["pid"] for e in sup.find("child.exited")}
 
 
+class TestForkedAtStart:
+    """The fork server imports during the phases; the service's first processes are forked from it."""
+
+    def test_the_processes_started_with_the_service_are_forked(self, app_db: str) -> None:
+        """WORKERS=2: both are forked (prespawned), children of the supervisor, and they serve."""
+        with running(base_env(app_db, WORKERS="2", **SAMPLE)) as sup:
+            pids = sup.wait_event("supervisor.ready", timeout=60)["pids"]
+            spawned = {e["pid"]: e for e in sup.find("child.spawned")}
+            assert sorted(spawned) == sorted(pids)
+            assert all(e["forked"] is True and e["prespawned"] is True for e in spawned.values())
+            assert all(parent_of(pid) == sup.pid for pid in pids)
+            assert draw(sup)[0] in pids
+
+
 class TestForkedReplacement:
     """A dead server process is replaced by a fork of the fork server, supervised like a spawned one."""
 
