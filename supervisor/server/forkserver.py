@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app = worker.load(args)
     except Exception as exc:  # noqa: BLE001 - any error of the app's import: fresh processes will report it
-        send(sock, {"unsafe": f"the app failed to import: {type(exc).__name__}: {exc}"[:500]})
+        send(sock, {"unsafe": f"the app failed to import: {type(exc).__name__}: {exc}"[:500], "import_failed": True})
         return 1
     preload()
     reason = unsafe_reason()

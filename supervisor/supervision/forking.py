@@ -136,7 +136,8 @@ def _start(arb: Arbiter) -> None:
     if not reaper.is_subreaper():
         # Its children would be reparented to init, out of the supervisor's reach.
         _refuse(arb, "the supervisor is not a child subreaper (prctl refused), so it could not reap forked "
-                     "processes")
+                     "processes", "server processes are spawned fresh for this run; set JARLPM_FORK_SERVER=0 "
+                     "to say so")
         return
     assert arb.listener is not None
     parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -179,15 +180,18 @@ def _read_hello(arb: Arbiter, server: ForkServer) -> None:
         server.ready = True
         arb.log.info("forkserver.ready", pid=server.process.pid, imported_ms=hello.get("imported_ms"))
     elif "unsafe" in hello:
-        _refuse(arb, str(hello["unsafe"]))
+        _refuse(arb, str(hello["unsafe"]), IMPORT_HINT if hello.get("import_failed") else THREADS_HINT)
 
 
-def _refuse(arb: Arbiter, reason: str) -> None:
+THREADS_HINT = ("server processes are spawned fresh (no faster replacement) for this run; start the app's "
+                "threads in its lifespan startup, not at import, or set JARLPM_FORK_SERVER=0 to say so")
+IMPORT_HINT = ("server processes are spawned fresh for this run: their child.exited shows the import error "
+               "(and the crash-loop rule applies); fix it and start again")
+
+
+def _refuse(arb: Arbiter, reason: str, hint: str) -> None:
     arb.forking.refused = reason
-    arb.log.warning("forkserver.unsafe", reason=reason,
-                    hint="server processes are spawned fresh (no faster replacement) for this run; "
-                         "start the app's threads in its lifespan startup, not at import, or set "
-                         "JARLPM_FORK_SERVER=0 to say so")
+    arb.log.warning("forkserver.unsafe", reason=reason, hint=hint)
     retire(arb)
 
 
