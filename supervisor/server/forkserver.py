@@ -44,6 +44,11 @@ if TYPE_CHECKING:
     from supervisor.server.worker import ASGIApp
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+# /proc/PID/comm (what `ps -o comm`, top and pgrep show): a forked server process has the fork
+# server's command line, so its name tells them apart.
+FORK_SERVER_NAME = b"jarlpm-forksrv"
+SERVER_NAME = b"jarlpm-server"
 FDS_PER_REQUEST = 4  # control socket, heartbeat cell, stdout, stderr
 # What uvicorn imports lazily in ``Config.load()`` on its first run: imported here once,
 # so a child does not pay for it.  Missing extras (no uvloop/httptools) are skipped.
@@ -72,6 +77,11 @@ def send(sock: socket.socket, message: dict[str, Any]) -> None:
         sock.send(json.dumps(message).encode())
 
 
+def set_name(name: bytes) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+
+
 def die_with_parent(parent: int) -> None:
     """SIGKILL this process when the supervisor dies, even while it imports (it reads no socket then).
 
@@ -96,6 +106,7 @@ def supervisor_pid(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     die_with_parent(supervisor_pid(argv))
+    set_name(FORK_SERVER_NAME)
     from supervisor.server import worker  # only now: importing uvicorn takes ~0.1 s
 
     args = worker.parse(argv)
@@ -177,6 +188,7 @@ def become_server_process(sock: socket.socket, args: Namespace, app: ASGIApp,
 
     code = 1
     try:
+        set_name(SERVER_NAME)
         os.setsid()  # its own group, as ``start_new_session`` gives a spawned one: killpg(pid) reaches its helpers
         sock.close()
         control_fd, heartbeat_fd, stdout_fd, stderr_fd = fds
