@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
-from procs import APPS, Supervisor, base_env, running, wait_for
+from procs import APPS, REPO, Supervisor, base_env, running, wait_for
 
 SAMPLE = {"JARLPM_APP": "sampleapp:app", "JARLPM_APP_DIR": str(APPS)}
 VERSION_ROUTE = '''
@@ -16,6 +19,15 @@ VERSION_ROUTE = '''
 async def version() -> dict[str, str]:
     return {{"version": "{version}"}}
 '''
+
+
+def status(sup: Supervisor) -> dict[str, Any]:
+    """``jarlpm status --json``."""
+    out = subprocess.run([sys.executable, "-m", "supervisor", "status", "--json"],
+                         env={**sup.env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    value: dict[str, Any] = json.loads(out.stdout)
+    return value
 
 
 def parent_of(pid: int) -> int:
@@ -176,5 +188,6 @@ class TestForkServerLifecycle:
             first = sup.wait_event("supervisor.ready", timeout=60)["pids"][0]
             fork_server = sup.wait_event("forkserver.ready", timeout=60)["pid"]
             forked = kill_and_await_forked(sup, first)
+            assert status(sup)["fork_server"] == fork_server
             os.kill(sup.pid, signal.SIGKILL)
             wait_for(lambda: gone(forked) and gone(fork_server), 15, "the forked process and the fork server gone")
