@@ -220,14 +220,21 @@ def reaped(arb: Arbiter, pid: int, wait_status: int) -> bool:
     if server.retired:
         arb.log.debug("forkserver.exited", pid=pid, **status.as_fields(), requested=True)
         return True
-    forking.deaths += 1
-    delay = backoff_delay(forking.deaths, arb.policy.base, arb.settings.restart_backoff_max)
-    forking.due = time.monotonic() + delay
+    delay = _back_off(arb)
     arb.log.warning("forkserver.exited", pid=pid, **status.as_fields(), requested=False,
                     delay_s=round(delay, 3), deaths=forking.deaths, stderr_tail=list(server.stderr_tail)[-20:],
                     hint="server processes are spawned fresh until a new fork server has imported the app; "
                          "no server process died and none counts toward CRASH_LOOP_LIMIT")
     return True
+
+
+def _back_off(arb: Arbiter) -> float:
+    """One more failure: the next fork server starts after an exponential delay; return it."""
+    forking = arb.forking
+    forking.deaths += 1
+    delay = backoff_delay(forking.deaths, arb.policy.base, arb.settings.restart_backoff_max)
+    forking.due = time.monotonic() + delay
+    return delay
 
 
 def spawn(arb: Arbiter, slot: int) -> ServerProcess | None:
@@ -250,8 +257,9 @@ def spawn(arb: Arbiter, slot: int) -> ServerProcess | None:
         parent_end.close()
         cell.close()
         arb.log.error("forkserver.fork_failed", pid=server.process.pid, worker=slot, error=repr(exc)[:300],
-                      hint="the process is spawned fresh instead, and the fork server is restarted")
+                      hint="the process is spawned fresh instead; the fork server is restarted after a backoff")
         retire(arb)
+        _back_off(arb)  # a fork server that keeps failing must not be restarted (an import) at once
         return None
     finally:
         child_end.close()

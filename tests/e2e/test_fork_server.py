@@ -182,6 +182,23 @@ class TestForkServerLifecycle:
             kill_and_await_forked(sup, first)
             assert not sup.find("child.crash_loop") and sup.proc.poll() is None
 
+    def test_a_fork_server_that_does_not_answer_is_replaced_by_a_spawn(self, app_db: str) -> None:
+        """Fork server stopped (SIGSTOP): the fork request times out, forkserver.fork_failed, a fresh spawn serves."""
+        with running(base_env(app_db, WORKERS="1", **SAMPLE)) as sup:
+            first = sup.wait_event("supervisor.ready", timeout=60)["pids"][0]
+            stalled = sup.wait_event("forkserver.ready", timeout=60)["pid"]
+            os.kill(stalled, signal.SIGSTOP)
+            os.kill(first, signal.SIGKILL)
+            failed = sup.wait_event("forkserver.fork_failed", timeout=30, pid=stalled)
+            assert failed["worker"] == 0
+            spawned = wait_for(lambda: [e for e in sup.find("child.spawned") if e["pid"] != first], 30,
+                               "a replacement")[0]
+            assert spawned["forked"] is False
+            sup.wait_event("child.ready", timeout=30, pid=spawned["pid"])
+            wait_for(lambda: gone(stalled), 10, "the stalled fork server killed")
+            wait_for(lambda: [e for e in sup.find("forkserver.ready") if e["pid"] != stalled], 60,
+                     "a new fork server")
+
     def test_sigkill_of_the_supervisor_kills_forked_processes(self, app_db: str) -> None:
         """The supervisor dies with SIGKILL: its forked processes and the fork server follow (control socket EOF)."""
         with running(base_env(app_db, WORKERS="1", **SAMPLE)) as sup:
