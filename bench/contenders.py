@@ -20,6 +20,10 @@ SUPERVISOR = "supervisor"
 # ready): selected by the variable below, which the supervisor does not read yet.
 STANDBY = "supervisor (standby)"
 STANDBY_VARIABLE = "JARLPM_STANDBY"
+# The supervisor with its fork server turned off (on by default): every replacement is a
+# fresh interpreter importing the app, as before issue #17; the row shows what the option saves.
+NO_FORK_SERVER = "supervisor (no fork server)"
+FORK_SERVER_VARIABLE = "JARLPM_FORK_SERVER"
 GUNICORN = "gunicorn"
 GUNICORN_PRELOAD = "gunicorn --preload"
 SUPERVISORD = "supervisord"
@@ -30,7 +34,7 @@ UVICORN = "uvicorn"
 
 def is_supervisor(label: str) -> bool:
     """This project's supervisor, in any of its modes (not supervisord)."""
-    return label in (SUPERVISOR, STANDBY)
+    return label in (SUPERVISOR, STANDBY, NO_FORK_SERVER)
 
 
 def standby_available(code: Path = REPO / "supervisor") -> bool:
@@ -72,6 +76,8 @@ def spec(label: str, port: int, url: str, run_dir: Path, app: str = "server:app"
         app_env = {} if app == "server:app" else {"JARLPM_APP": app, "JARLPM_APP_DIR": app_dir}
         if label == STANDBY:
             app_env[STANDBY_VARIABLE] = "1"
+        if label == NO_FORK_SERVER:
+            app_env[FORK_SERVER_VARIABLE] = "0"
         built = servers.supervisor(port, url, run_dir, {**app_env, **extra})
         built.label = label
         return built

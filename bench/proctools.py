@@ -40,6 +40,14 @@ def cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def comm(pid: int) -> str:
+    """The process's name (``/proc/PID/comm``): a forked server process renames itself."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def descendants(root: int) -> list[int]:
     """Every live process below ``root`` (not ``root`` itself), from one scan of /proc."""
     children: dict[int, list[int]] = {}
@@ -57,11 +65,18 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def is_server_process(argv: list[str]) -> bool:
+FORKED_SERVER_NAME = "jarlpm-server"  # the comm of a process the supervisor's fork server forked
+
+
+def is_server_process(argv: list[str], name: str = "") -> bool:
     """A uvicorn server: the supervisor's worker, or the ``uvicorn`` or ``gunicorn`` script (not a shell
-    naming it).  gunicorn's master has its workers' command line: ``Server.server_pids`` leaves it out."""
+    naming it).  gunicorn's master has its workers' command line: ``Server.server_pids`` leaves it out.
+    A server process forked by the supervisor's fork server has the fork server's command line
+    but its own ``name`` (comm)."""
     if "supervisor.server.worker" in argv:
         return True
+    if "supervisor.server.forkserver" in argv:
+        return name == FORKED_SERVER_NAME
     return any(os.path.basename(arg) in ("uvicorn", "gunicorn") for arg in argv[:2])
 
 

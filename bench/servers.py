@@ -135,7 +135,8 @@ class Server:
     def server_pids(self) -> list[int]:
         """The uvicorn processes in the tree (the supervisor's workers count as such)."""
         candidates = self.tree() if self.spec.master else [self.pid, *self.tree()]
-        return [pid for pid in candidates if proctools.is_server_process(proctools.cmdline(pid))]
+        return [pid for pid in candidates
+                if proctools.is_server_process(proctools.cmdline(pid), proctools.comm(pid))]
 
     def wait_server_pid(self, timeout: float = 30, exclude: set[int] | None = None) -> int:
         deadline = time.monotonic() + timeout

@@ -26,6 +26,7 @@ from bench import stats
 from bench.contenders import (
     GUNICORN,
     GUNICORN_PRELOAD,
+    NO_FORK_SERVER,
     SHELL_LOOP,
     STANDBY,
     SUPERVISOR,
@@ -44,7 +45,7 @@ CLIENTS = 4
 BEFORE_S = 1.0  # load before the kill
 AFTER_S = 1.0  # load after recovery
 RECOVERY_LIMIT_S = 30.0
-CONTENDERS = (SUPERVISOR, STANDBY, GUNICORN, GUNICORN_PRELOAD, SUPERVISORD, SHELL_LOOP)
+CONTENDERS = (SUPERVISOR, STANDBY, NO_FORK_SERVER, GUNICORN, GUNICORN_PRELOAD, SUPERVISORD, SHELL_LOOP)
 SMOKE_CONTENDERS = (GUNICORN,)  # the smoke run's cheap check of the baseline (the supervisor's is in tests/e2e)
 TARGET_RATIO = 1.0  # recovery: the supervisor vs gunicorn, and with standby vs gunicorn --preload
 
@@ -65,8 +66,12 @@ def split(samples: list[Sample], killed_at: float) -> dict[str, int]:
 def _one(ctx: Context, label: str) -> dict[str, Any]:
     with fresh_database(ctx) as url, launched(ctx, contender(ctx, label), url, f"crash-{label}") as server:
         victim = server.wait_server_pid()
+        if label in (SUPERVISOR, STANDBY):
+            # The fork server (the default) starts once the service is ready: kill once it has
+            # imported the app, so the figure is the forked replacement's, not a race.
+            _wait_for_event(server, "forkserver.ready")
         if label == STANDBY:
-            _wait_for_standby(server)
+            _wait_for_event(server, "child.standby")
         clients = LoopingClients(server.port, "/api/health", threads=CLIENTS, max_seconds=RECOVERY_LIMIT_S + 10)
         clients.start()
         time.sleep(BEFORE_S)
@@ -89,13 +94,13 @@ def _one(ctx: Context, label: str) -> dict[str, Any]:
         return run
 
 
-def _wait_for_standby(server: Any, timeout: float = 60.0) -> None:
-    """Kill only once the standby has imported the app (``child.standby``): the figure is the
-    replacement's, not a race between the kill and the standby's own start."""
+def _wait_for_event(server: Any, event: str, timeout: float = 60.0) -> None:
+    """Kill only once the standby (``child.standby``) or the fork server (``forkserver.ready``) has
+    imported the app: the figure is the replacement's, not a race with their own start."""
     deadline = time.monotonic() + timeout
-    while not any(e.get("event") == "child.standby" for e in server.events()):
+    while not any(e.get("event") == event for e in server.events()):
         if time.monotonic() > deadline:
-            raise TimeoutError("no child.standby within 60 s")
+            raise TimeoutError(f"no {event} within {timeout:g} s")
         time.sleep(0.05)
 
 
@@ -151,6 +156,18 @@ def rows(runs: list[dict[str, Any]], contenders: list[str], standby_row: bool = 
             ratio=versus_supervisord, baseline=SUPERVISORD if versus_supervisord is not None else None),
         _recovery_row("time to recovery vs gunicorn", recovery, SUPERVISOR, GUNICORN),
     ]
+    if GUNICORN_PRELOAD in contenders:
+        fast = {SUPERVISOR: recovery.get(SUPERVISOR), GUNICORN_PRELOAD: recovery.get(GUNICORN_PRELOAD)}
+        ratio = stats.ratio(fast[SUPERVISOR], fast[GUNICORN_PRELOAD])
+        found.append(Row("time to recovery, the default (fork server) vs gunicorn --preload", "s", fast,
+                         ratio=ratio, baseline=GUNICORN_PRELOAD if ratio is not None else None, subject=SUPERVISOR,
+                         note="both fork a process that has the app imported"))
+    if NO_FORK_SERVER in contenders:
+        off = {NO_FORK_SERVER: recovery.get(NO_FORK_SERVER), GUNICORN: recovery.get(GUNICORN)}
+        ratio = stats.ratio(off[NO_FORK_SERVER], off[GUNICORN])
+        found.append(Row("time to recovery with JARLPM_FORK_SERVER=0 vs gunicorn", "s", off, ratio=ratio,
+                         baseline=GUNICORN if ratio is not None else None, subject=NO_FORK_SERVER,
+                         note="what turning the fork server off costs (fresh interpreters)"))
     if standby_row:
         found.append(_recovery_row("time to recovery with fast replacement vs gunicorn --preload", recovery,
                                    STANDBY, GUNICORN_PRELOAD,

@@ -52,6 +52,7 @@ class Settings:
     crash_loop_limit: int = 5
     jarlpm_standby: bool = False  # one more server process, app imported, kept in reserve
     jarlpm_cgroup: str = "auto"  # a cgroup v2 leaf per server process where ours is writable; "off"
+    jarlpm_fork_server: bool = True  # replacements forked from a process that imported the app
     keepalive_timeout: int = 5
     max_requests: int = 0  # 0: off
     max_requests_jitter: int = 0
@@ -152,6 +153,7 @@ def load_settings(env: Mapping[str, str], read_file: Callable[[str], str] = read
         crash_loop_limit=r.value("CRASH_LOOP_LIMIT"),
         jarlpm_standby=r.value("JARLPM_STANDBY"),
         jarlpm_cgroup=r.value("JARLPM_CGROUP"),
+        jarlpm_fork_server=r.value("JARLPM_FORK_SERVER"),
         keepalive_timeout=r.value("KEEPALIVE_TIMEOUT"),
         max_requests=r.value("MAX_REQUESTS"),
         max_requests_jitter=r.value("MAX_REQUESTS_JITTER"),

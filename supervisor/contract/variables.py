@@ -93,6 +93,7 @@ RULES: dict[str, Rule] = {
     "CRASH_LOOP_LIMIT": Whole(5, 1, 1000),
     "JARLPM_STANDBY": Flag(False),
     "JARLPM_CGROUP": OneOf("auto", CGROUP_MODES),
+    "JARLPM_FORK_SERVER": Flag(True),
     "KEEPALIVE_TIMEOUT": Whole(5, 1, 3600),
     "MAX_REQUESTS": Whole(0, 0, 10**9),
     "MAX_REQUESTS_JITTER": Whole(0, 0, 10**9),

@@ -24,6 +24,7 @@ from supervisor.contract import control
 from supervisor.contract.config import Settings
 from supervisor.contract.exitcodes import ExitCode
 from supervisor.supervision import codereload, exits, hangs, metrics, recycler, recycling, reloading, standby, stopping
+from supervisor.supervision import forking as forks
 from supervisor.supervision import server_process as childmod
 from supervisor.supervision.phase_process import PhaseChild
 from supervisor.supervision.restart_policy import GiveUp, RestartPolicy
@@ -86,11 +87,12 @@ class Arbiter:
         self.standby: ServerProcess | None = None  # JARLPM_STANDBY's process in reserve
         self.standby_due: float | None = None  # when to respawn a standby that died
         self.standby_deaths = 0
+        self.forking = forks.Forking(enabled=settings.jarlpm_fork_server)  # JARLPM_FORK_SERVER
 
     # -- the loop --------------------------------------------------------------------
     def prespawn(self) -> None:
         """Start every server process now so imports overlap the phases; they wait for ``go``."""
-        for slot in self.slots:
+        for slot in [] if forks.prespawn(self) else self.slots:  # or forked once the fork server is ready
             self.slots[slot] = self.spawn(slot)
 
     def run(self, plan: str = "start") -> ExitCode:
@@ -109,6 +111,7 @@ class Arbiter:
             codereload.check(self)
             reloading.send_due_terms(self)
             self.announce_readiness()
+            forks.maintain(self)
             standby.maintain(self)
             self.metrics.observe_processes([p for p in self.processes() if p is not self.standby])
             self.notifier.watchdog(self.state == "starting" or self.healthy())
@@ -150,17 +153,17 @@ class Arbiter:
         self.state = "running"
         codereload.start(self)
         if self.deferred_give_up is not None:
-            self.give_up(*self.deferred_give_up)
+            exits.give_up(self, *self.deferred_give_up)
             return
         now = time.monotonic()
         for proc in self.processes():
-            self.log.info("child.spawned", pid=proc.pid, worker=proc.slot, prespawned=True,
+            self.log.info("child.spawned", pid=proc.pid, worker=proc.slot, prespawned=True, forked=proc.forked,
                           imported_for_ms=round((now - proc.spawned_at) * 1000))
             proc.release()
         for slot, existing in self.slots.items():
             # Not prespawned (development mode's embedded database); a slot whose process
             # died during the phases is restarted with its backoff (``restart_due``).
-            if existing is None and slot not in self.restart_due:
+            if existing is None and slot not in self.restart_due and not forks.importing(self):
                 self.slots[slot] = self.spawn(slot)
 
     def processes(self) -> list[ServerProcess]:
@@ -174,14 +177,14 @@ class Arbiter:
         now = time.monotonic()
         dues = list(self.restart_due.values()) + [p.term_due for p in self.retiring if p.term_due]
         dues += [due for due in (hangs.next_deadline(self), self.notifier.watchdog_due(now),
-                                 standby.next_due(self), recycler.next_due(self),
+                                 standby.next_due(self), recycler.next_due(self), forks.next_due(self),
                                  self.cgroup.next_due() if self.cgroup else None) if due is not None]
         return min([now + MAX_SLEEP, *dues])
 
     def wait_for_events(self, timeout: float) -> None:
         fds: list[Any] = [self.signals.fileno]
         fds += [self.code_watcher] if self.code_watcher is not None else []
-        fds += [p.control for p in self.processes() if p.alive]
+        fds += [p.control for p in self.processes() if p.alive] + self.forking.fds()
         if self.status is not None:
             fds += [self.status, *self.status.pending()]
             client_due = self.status.next_deadline()  # a client that has not sent its request yet
@@ -245,12 +248,12 @@ class Arbiter:
     # -- spawning and deaths -------------------------------------------------------------
     def spawn(self, slot: int, release: bool = True) -> ServerProcess:
         assert self.listener is not None
-        proc = childmod.spawn(slot, self.settings, self.listener, self.env, self.cgroup)
+        proc = forks.spawn(self, slot) or childmod.spawn(slot, self.settings, self.listener, self.env, self.cgroup)
         proc.request_limit = recycling.request_limit(self.settings.max_requests, self.settings.max_requests_jitter)
         if self.cgroup is not None and (refusal := self.cgroup.untold_refusal()):
             self.log.warning("supervisor.cgroup_unavailable", reason=refusal, hint=cgroups.REFUSED_HINT)
         if self.released and release:
-            self.log.info("child.spawned", pid=proc.pid, worker=slot)
+            self.log.info("child.spawned", pid=proc.pid, worker=slot, forked=proc.forked)
             proc.release()
         else:
             # It imports the app while the phases run; it becomes a server on release.
@@ -264,6 +267,8 @@ class Arbiter:
         for pid, status in reaper.reap_any():
             if self.phase_child is not None and pid == self.phase_child.pid:
                 self.on_phases_ended(status)
+                continue
+            if forks.reaped(self, pid, status):
                 continue
             proc = self.find(pid)
             if proc is None:
@@ -298,7 +303,7 @@ class Arbiter:
             self.deferred_give_up = (decision, proc)
             return
         if isinstance(decision, GiveUp):
-            self.give_up(decision, proc)
+            exits.give_up(self, decision, proc)
             return
         # A slot whose recycle is under way gets its replacement: no restart besides it.
         if self.slots.get(proc.slot) is None and proc.slot not in self.restart_due.keys() | self.recycling.keys():
@@ -328,9 +333,6 @@ class Arbiter:
             if due <= now:
                 del self.restart_due[slot]
                 self.slots[slot] = standby.take(self, slot) or self.spawn(slot)
-
-    def give_up(self, decision: GiveUp, last: ServerProcess) -> None:
-        exits.give_up(self, decision, last)
 
     # -- status ----------------------------------------------------------------------------
     def serve_status(self) -> None:

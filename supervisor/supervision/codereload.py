@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from supervisor.supervision.arbiter import Arbiter
 
 DEBOUNCE_MS = 300  # an editor's save is several writes: one reload for them all
+READY_TIMEOUT_MS = 1000  # also how often the watching thread (development only) wakes at rest
 SHOWN_FILES = 10
 
 
@@ -54,6 +55,8 @@ class CodeWatcher:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._changed: set[str] = set()
+        self.ready = threading.Event()  # the watches are in place: a change from now on is seen
+        self.announced = False
         self._thread = threading.Thread(target=self._watch, name="code-watcher", daemon=True)
         self._thread.start()
 
@@ -63,8 +66,16 @@ class CodeWatcher:
     def _watch(self) -> None:
         from watchfiles import PythonFilter, watch
 
+        # The first yield (a change, or an empty set after READY_TIMEOUT_MS) comes once the
+        # watches are in place: only then does ``supervisor.watching`` say so.  An edit made
+        # between the start and then was missed (a flaky reload test once the server
+        # processes became ready a few milliseconds sooner).
         for changes in watch(*self.paths, watch_filter=PythonFilter(), debounce=DEBOUNCE_MS,
-                             stop_event=self._stop, raise_interrupt=False):
+                             stop_event=self._stop, raise_interrupt=False,
+                             rust_timeout=READY_TIMEOUT_MS, yield_on_timeout=True):
+            if not changes and self.ready.is_set():
+                continue
+            self.ready.set()
             with self._lock:
                 self._changed.update(path for _, path in changes)
             with contextlib.suppress(OSError):
@@ -91,8 +102,7 @@ def start(arb: Arbiter) -> None:
     """Once serving with RELOAD on: start watching (changes during the phases are in the code loaded)."""
     if arb.settings.reload and arb.code_watcher is None and arb.listener is not None:
         paths = watched_paths(arb.settings)
-        arb.code_watcher = CodeWatcher(paths)
-        arb.log.info("supervisor.watching", paths=[str(p) for p in paths], debounce_ms=DEBOUNCE_MS)
+        arb.code_watcher = CodeWatcher(paths)  # ``check`` logs supervisor.watching once it is ready
 
 
 def check(arb: Arbiter) -> None:
@@ -100,6 +110,9 @@ def check(arb: Arbiter) -> None:
     watcher = arb.code_watcher
     if watcher is None:
         return
+    if watcher.ready.is_set() and not watcher.announced:
+        watcher.announced = True
+        arb.log.info("supervisor.watching", paths=[str(p) for p in watcher.paths], debounce_ms=DEBOUNCE_MS)
     arb.changed_files.update(watcher.take())
     if not arb.changed_files or arb.state != "running":
         return

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.contract import control
 from supervisor.contract.exitcodes import ExitCode
-from supervisor.supervision import standby
+from supervisor.supervision import forking, standby
 from supervisor.supervision.phase_process import Outcome
 from supervisor.supervision.rollout import End, Replace, Rollout, Wait
 from supervisor.supervision.server_process import ServerProcess
@@ -44,6 +44,7 @@ def reload(arb: Arbiter) -> None:
     arb.log.info("supervisor.reloading", workers=len(arb.slots))
     arb.notifier.reloading()
     standby.discard(arb)  # it imported the code being replaced; a new one follows the reload
+    forking.retire(arb)  # the same: a new fork server imports the new code once the reload is over
     arb.start_phases("reload")
     arb.rollout = Rollout(arb.slots, {slot: arb.spawn(slot, release=False) for slot in sorted(arb.slots)})
 

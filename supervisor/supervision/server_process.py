@@ -87,11 +87,22 @@ def unresponsive_hint(process_state: str | None, has_stacks: bool) -> str:
 
 
 @dataclass
+class ForkedProcess:
+    """What the supervisor holds of a process the fork server forked: ``Popen``'s pid and returncode.
+
+    It is the supervisor's child (reparented to it, a subreaper), reaped by ``reaper.reap_any``.
+    """
+
+    pid: int
+    returncode: int | None = None
+
+
+@dataclass
 class ServerProcess:
     """A running (or finished) server process and what the supervisor knows of it."""
 
     slot: int
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | ForkedProcess
     control: socket.socket
     spawned_at: float
     heartbeat: HeartbeatCell
@@ -108,6 +119,7 @@ class ServerProcess:
     cgroup: Path | None = None  # its own cgroup v2 leaf (JARLPM_CGROUP), where there is one
     requests: int = 0  # HTTP requests taken, as the process last reported (control.REQUESTS)
     request_limit: int | None = None  # MAX_REQUESTS plus this process's jitter; None: off
+    forked: bool = False  # forked by the fork server (``forking``), not spawned
     memory_streak: int = 0  # consecutive VmRSS reads above MAX_WORKER_MEMORY_MB
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
     dump: StackDump = field(default_factory=StackDump)
@@ -186,10 +198,11 @@ class ServerProcess:
         self.heartbeat.close()
 
 
-def worker_command(settings: Settings, listen_fd: int, control_fd: int, heartbeat_fd: int) -> list[str]:
-    """The command line of a server process."""
+def worker_command(settings: Settings, listen_fd: int, control_fd: int, heartbeat_fd: int,
+                   module: str = "supervisor.server.worker") -> list[str]:
+    """The command line of a server process (or, with ``module``, of the fork server)."""
     return [
-        sys.executable, "-m", "supervisor.server.worker",
+        sys.executable, "-m", module,
         "--fd", str(listen_fd),
         "--control-fd", str(control_fd),
         "--heartbeat-fd", str(heartbeat_fd),
@@ -203,6 +216,20 @@ def worker_command(settings: Settings, listen_fd: int, control_fd: int, heartbea
     ]
 
 
+def python_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment of a server process (or of the fork server) but its own variables."""
+    env = dict(env)
+    root = str(package_root())
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def process_env(slot: int) -> dict[str, str]:
+    """The variables that differ between server processes: its slot and its tag (a fresh one)."""
+    return {"JARLPM_WORKER": str(slot), reaper.TAG_VARIABLE: secrets.token_hex(8)}
+
+
 def spawn(slot: int, settings: Settings, listener: socket.socket, env: dict[str, str],
           run_cgroup: cgroups.RunCgroup | None = None) -> ServerProcess:
     """Start a server process on ``listener`` with its own session (its own process group).
@@ -213,13 +240,9 @@ def spawn(slot: int, settings: Settings, listener: socket.socket, env: dict[str,
     parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     parent_end.setblocking(False)
     listen_fd = listener.fileno()
-    root = str(package_root())
-    env = dict(env)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["PYTHONUNBUFFERED"] = "1"
-    env["JARLPM_WORKER"] = str(slot)
-    tag = secrets.token_hex(8)
-    env[reaper.TAG_VARIABLE] = tag
+    own = process_env(slot)
+    tag = own[reaper.TAG_VARIABLE]
+    env = {**python_env(env), **own}
     leaf = run_cgroup.leaf("server", slot) if run_cgroup is not None else None
     if leaf is not None:
         env[cgroups.LEAF_VARIABLE] = str(leaf)

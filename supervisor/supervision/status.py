@@ -251,4 +251,5 @@ def snapshot(arb: Arbiter) -> dict[str, Any]:
             "phase": phases.current_phase if phases is not None else None,
             "uptime_s": round(now - arb.started_at, 1), "reloads": arb.reloads,
             "listen": f"{arb.settings.host}:{arb.settings.port}", "workers": workers,
-            "standby": arb.standby.pid if arb.standby is not None else None}
+            "standby": arb.standby.pid if arb.standby is not None else None,
+            "fork_server": fork.process.pid if (fork := arb.forking.server) is not None and fork.ready else None}

@@ -29,6 +29,8 @@ def render(snapshot: dict[str, Any]) -> str:
                      f"{last_text}")
     if snapshot.get("standby"):
         lines.append(f"standby: pid {snapshot['standby']} (app imported, waiting to replace a process)")
+    if snapshot.get("fork_server"):
+        lines.append(f"fork server: pid {snapshot['fork_server']} (app imported; server processes are forked from it)")
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from supervisor.contract import control
 from supervisor.contract.exitcodes import ExitCode
-from supervisor.supervision import backlog
+from supervisor.supervision import backlog, forking
 from supervisor.supervision.reloading import CLOSE_GRACE, discard_spares, interrupted
 from supervisor.supervision.server_process import ServerProcess
 from supervisor.system import reaper
@@ -37,6 +37,7 @@ def stop(arb: Arbiter, graceful: bool, signame: str | None, exit_code: ExitCode 
     arb.restart_due.clear()
     arb.log.info("supervisor.stopping", signal=signame, graceful=graceful, **fields)
     arb.notifier.stopping()
+    forking.retire(arb)  # nothing more to fork; it serves nothing, so it needs no drain
     interrupted(arb)  # `jarlpm reload` clients waiting for a reload hear it now, not at EOF
     watcher, arb.code_watcher = arb.code_watcher, None
     if watcher is not None:  # RELOAD: no reload while stopping
@@ -146,6 +147,7 @@ def clear_descendants(arb: Arbiter) -> None:
 def abort(arb: Arbiter) -> None:
     """Kill the processes that never served (the phases failed or were stopped), and every descendant."""
     arb.state = "stopping"
+    forking.retire(arb)
     for proc in arb.processes():
         proc.stop_requested = True
         proc.kill_group(signal.SIGKILL)

@@ -2,7 +2,8 @@
 
 /slow?s=N answers after N seconds (in-flight requests on shutdown); /block stalls the
 event loop with a blocking sleep (hang detection); /helper starts a grandchild
-process (orphan clean-up); /pid says which server process answered; /spam prints a
+process (orphan clean-up); /pid says which server process answered, /random what its
+``random`` module draws (a forked process must not repeat its siblings'); /spam prints a
 burst of output lines; /daemon starts a helper that double-forks out of its group;
 /escape one that also clears its environment (only a cgroup holds it);
 /nested prints a line too deep to parse, /progress tens of MiB of tqdm-style output
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shutil
 import subprocess
 import time
@@ -35,6 +37,11 @@ async def ready() -> dict[str, str]:
 @app.get("/pid")
 async def pid() -> dict[str, int]:
     return {"pid": os.getpid()}
+
+
+@app.get("/random")
+async def draw() -> dict[str, float]:
+    return {"pid": os.getpid(), "random": random.random()}
 
 
 IN_FLIGHT = {"slow": 0}

@@ -36,6 +36,7 @@ class TestAtRest:
         with running(base_env(app_db, WORKERS="2", **SAMPLE)) as sup:
             sup.wait_event("supervisor.ready", timeout=60)
             wait_for(lambda: len(sup.find("child.ready")) >= 2, 30, "both processes ready")
+            sup.wait_event("forkserver.ready", timeout=60)  # started once the service is ready
             before, started = context_switches(sup.pid), time.monotonic()
             # The window is the measurement, not a guess at when something is done.
             time.sleep(WINDOW)
@@ -58,3 +59,16 @@ class TestStoppedProcess:
             wait_for(lambda: len(sup.find("child.ready")) >= 2, 60, "a fresh process")
             status, _, body = sup.get("/pid")
             assert status == 200 and json.loads(body)["pid"] != stopped
+
+
+class TestWaitingProcess:
+    """A server process waiting for ``go`` sleeps until it comes (no 20 ms poll)."""
+
+    def test_standby_waiting_for_go_does_not_poll(self, app_db: str) -> None:
+        """The standby (imported, never released) wakes ≤ 1/s, where a 20 ms poll woke it 50 times a second."""
+        with running(base_env(app_db, JARLPM_STANDBY="1", **SAMPLE)) as sup:
+            standby = sup.wait_event("child.standby", timeout=60)["pid"]
+            before, started = context_switches(standby), time.monotonic()
+            time.sleep(WINDOW / 2)  # the window is the measurement
+            switches = context_switches(standby) - before
+            assert switches / (time.monotonic() - started) <= MAX_WAKEUPS_PER_S, switches

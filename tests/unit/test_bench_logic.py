@@ -135,6 +135,12 @@ class TestContenders:
         assert proctools.is_server_process(["/venv/bin/python", "/venv/bin/gunicorn", "server:app"])
         assert not proctools.is_server_process(["sh", "-c", "gunicorn server:app"])
 
+    def test_a_forked_server_process_is_told_from_the_fork_server_by_its_name(self) -> None:
+        """Both have the fork server's command line; only the forked process is named jarlpm-server."""
+        argv = ["/venv/bin/python", "-m", "supervisor.server.forkserver", "--fd", "3"]
+        assert proctools.is_server_process(argv, proctools.FORKED_SERVER_NAME)
+        assert not proctools.is_server_process(argv, "jarlpm-forksrv")
+
     def test_supervisord_is_not_the_supervisor(self) -> None:
         """Only this project's supervisor, in either mode, counts as the supervisor."""
         assert contenders.is_supervisor(SUPERVISOR) and contenders.is_supervisor(STANDBY)

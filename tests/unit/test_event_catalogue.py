@@ -13,7 +13,7 @@ from procs import REPO
 CATALOGUE = REPO / "docs" / "events.md"
 SOURCES = [REPO / "supervisor", REPO / "backend", REPO / "scripts"]
 NAMESPACES = ("phase", "child", "supervisor", "db", "migrate", "config", "server", "http", "check",
-              "status", "log", "embedded_db", "start")
+              "status", "log", "embedded_db", "start", "forkserver")
 EVENT = re.compile(r"^({})\.[a-z0-9_]+(\.[a-z0-9_]+)*$".format("|".join(NAMESPACES)))
 HEADING = re.compile(r"^#{2,4} `([a-z0-9_.]+)`", re.MULTILINE)
 

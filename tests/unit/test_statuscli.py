@@ -26,6 +26,10 @@ class TestRender:
         assert "standby: pid 4400" in render({**SNAPSHOT, "standby": 4400})
         assert "standby" not in render(SNAPSHOT)
 
+    def test_fork_server_line_only_with_a_ready_fork_server(self) -> None:
+        assert "fork server: pid 4500" in render({**SNAPSHOT, "fork_server": 4500})
+        assert "fork server" not in render(SNAPSHOT)
+
     def test_header(self) -> None:
         header = render(SNAPSHOT).splitlines()[0]
         for part in ("state: running", "ready: yes", "listen: 0.0.0.0:8001", "uptime: 3605.2s", "reloads: 1"):
