@@ -33,6 +33,7 @@ from typing import IO, Any
 
 from supervisor.logs import logsetup, messages
 from supervisor.logs.lines import LineSplitter
+from supervisor.logs.sink import yield_on_wakeup
 
 _DUMP_HEADER = re.compile(r"^(Current thread|Thread) 0x[0-9a-f]+ .*\(most recent call first\):$")
 _DUMP_BODY = re.compile(r"^(  File |  <no Python frame>|  \.\.\.|$)")
@@ -153,6 +154,7 @@ class StreamRelay:
         self.thread.join(timeout)
 
     def _run(self) -> None:
+        yield_on_wakeup()
         chunks = LineSplitter(self.pipe, linger=self.linger)
         restarts = 0
         try:

@@ -188,3 +188,25 @@ class TestReadingInBatches:
             os.close(write_end)
             relay.join(5)
         wait_for(lambda: not relay.thread.is_alive(), 5, "relay ended")
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policy")
+class TestWakeUps:
+    """The threads that move log lines never preempt the server thread whose write woke them."""
+
+    def test_relay_and_writer_run_as_batch_threads(self) -> None:
+        read_end, write_end = os.pipe()
+        relay = StreamRelay(os.fdopen(read_end, "rb"), PID, "stdout", emit=lambda _event: None)
+        relay.start()
+        with tempfile.TemporaryFile("w") as stream:
+            sink = LogSink(stream)
+            try:
+                for thread in (relay.thread, sink._thread):
+                    tid = thread.native_id
+                    assert tid is not None
+                    wait_for(lambda tid=tid: os.sched_getscheduler(tid) == os.SCHED_BATCH, 5,
+                             f"{thread.name} running as SCHED_BATCH")
+            finally:
+                sink.close()
+                os.close(write_end)
+                relay.join(5)
