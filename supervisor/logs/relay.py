@@ -21,7 +21,6 @@ says so: if it stopped reading, the server's next write would block or break.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import itertools
 import json
 import re
@@ -32,7 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from supervisor.logs import logsetup, messages
-from supervisor.logs.lines import LineSplitter
+from supervisor.logs.lines import LineSplitter, enlarge_pipe
 from supervisor.logs.sink import yield_on_wakeup
 
 _DUMP_HEADER = re.compile(r"^(Current thread|Thread) 0x[0-9a-f]+ .*\(most recent call first\):$")
@@ -45,10 +44,6 @@ MAX_RESTARTS = 3
 # excepted): the lines of ~25 ms come in one read, one wake-up of the relay and one of the
 # log writer instead of one each per request; a line reaches the log that much later.
 SERVER_LINGER_S = 0.025
-# Room for what a server writes while the relay lingers (the default pipe holds 64 KiB:
-# 2.6 MB/s over 25 ms): 1 MiB, Linux's default ceiling for an unprivileged process.
-RELAY_PIPE_BYTES = 1 << 20
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _TB_CONTINUATION = ("During handling of the above exception", "The above exception was the direct",
                     "Traceback (most recent call last):")
 
@@ -81,17 +76,6 @@ class StackDump:
         while lines and not lines[-1].strip():
             lines.pop()
         return lines
-
-
-def enlarge_pipe(pipe: IO[bytes], size: int = RELAY_PIPE_BYTES) -> None:
-    """Give the pipe room for ``size`` bytes, or as much as the system allows; a file or a refusal is left be."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        fd = pipe.fileno()
-        try:
-            fcntl.fcntl(fd, F_SETPIPE_SZ, size)
-        except PermissionError:  # above fs.pipe-max-size (or the user's pipe pages): take the ceiling
-            with open("/proc/sys/fs/pipe-max-size") as limit:
-                fcntl.fcntl(fd, F_SETPIPE_SZ, min(size, int(limit.read())))
 
 
 def passes_as_written(text: str, parsed: dict[str, Any]) -> bool:

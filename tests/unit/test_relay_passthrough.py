@@ -23,8 +23,8 @@ from procs import wait_for
 
 from supervisor.contract import dburl
 from supervisor.logs import logsetup
-from supervisor.logs.lines import LineSplitter
-from supervisor.logs.relay import RELAY_PIPE_BYTES, StreamRelay
+from supervisor.logs.lines import RELAY_PIPE_BYTES, LineSplitter
+from supervisor.logs.relay import StreamRelay
 from supervisor.logs.sink import LogSink
 from supervisor.server.serverlog import JsonLineFormatter
 
