@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import stats, wrk
+from bench import proctools, stats, wrk
 from bench.contenders import GUNICORN, SUPERVISOR, available
 from bench.context import Context
 from bench.harness import contender, fresh_database, launched
@@ -34,13 +34,19 @@ def _one(ctx: Context, path: str, label: str, seconds: float) -> dict[str, Any]:
     with fresh_database(ctx) as url, launched(ctx, contender(ctx, label), url, f"throughput-{label}") as server:
         target = f"http://127.0.0.1:{server.port}{PATH}"
         wrk.run(path, target, WARMUP_S, CONNECTIONS, THREADS)  # connections open, pool and caches warm
+        # The supervising process (the supervisor with its relay threads, gunicorn's master):
+        # what it costs per request is steadier than req/s on shared cores.
+        cpu_before = proctools.cpu_seconds(server.pid)
         measured = wrk.run(path, target, seconds, CONNECTIONS, THREADS)
+        cpu_after = proctools.cpu_seconds(server.pid)
         # Proof that access logging was on: the lines naming the path (some may still be in a pipe).
         access_lines = server.count_text(PATH)
     return {"contender": label, "req_per_s": measured.req_per_s, "requests": measured.requests,
             "seconds": measured.seconds, "non_2xx": measured.non_2xx, "socket_errors": measured.socket_errors,
             "latency_p50_ms": measured.latency_p50_ms, "latency_p99_ms": measured.latency_p99_ms,
-            "access_lines": access_lines}
+            "access_lines": access_lines,
+            "supervising_cpu_us_per_request": None if cpu_before is None or cpu_after is None or not measured.requests
+            else round((cpu_after - cpu_before) / measured.requests * 1e6, 1)}
 
 
 def run(ctx: Context) -> ScenarioResult:
@@ -79,6 +85,8 @@ def run(ctx: Context) -> ScenarioResult:
         Row("latency, 99th percentile, under that load", "ms", p99,
             ratio=stats.ratio(p99.get(SUPERVISOR), p99.get(GUNICORN)),
             baseline=GUNICORN if p99.get(GUNICORN) else None),
+        Row("supervising process CPU per request under that load (the supervisor, its log relay included; "
+            "gunicorn's master)", "µs", values("supervising_cpu_us_per_request")),
         Row("non-2xx responses and socket errors", "count", errors, target="0 in every run",
             passed=None if SUPERVISOR not in contenders else all(
                 r["non_2xx"] + r["socket_errors"] == 0 for r in result.runs if r["contender"] == SUPERVISOR)),

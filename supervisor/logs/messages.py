@@ -107,9 +107,14 @@ def message_for(fields: Mapping[str, Any]) -> str:
     return generic(event, fields)
 
 
+def has_message(fields: Mapping[str, Any]) -> bool:
+    """Whether ``fields`` carry a meaningful ``message`` (a string, not blank, not the event name)."""
+    current = fields.get("message")
+    return isinstance(current, str) and bool(current.strip()) and current != fields.get("event")
+
+
 def ensure_message(fields: dict[str, Any]) -> dict[str, Any]:
     """Give ``fields`` a ``message`` unless it has a meaningful one (not empty, not the event name)."""
-    current = fields.get("message")
-    if not isinstance(current, str) or not current.strip() or current == fields.get("event"):
+    if not has_message(fields):
         fields["message"] = message_for(fields)
     return fields

@@ -6,6 +6,11 @@ text is wrapped; a Python traceback becomes one event instead of twenty lines; a
 faulthandler stack dump (asked for by the supervisor) is kept aside for
 ``child.unresponsive`` instead of being printed.
 
+A JSON line that needs nothing but those two stamps is written as the server wrote it,
+with them spliced in (``logsetup.VerbatimEvent``), and a server's pipe is read in
+batches (``lines.LineSplitter``'s linger): relaying an access line must cost the
+server's throughput nothing (issue #17).
+
 No output stops a relay (issue #16): a line is cut at ``lines.MAX_LINE`` bytes with a marker,
 ``\r``-separated progress output keeps only what a terminal would show (in linear
 time), a line that cannot be handled goes out as plain text with one
@@ -26,7 +31,8 @@ from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from supervisor.logs import logsetup, messages
-from supervisor.logs.lines import LineSplitter
+from supervisor.logs.lines import LineSplitter, enlarge_pipe
+from supervisor.logs.sink import yield_on_wakeup
 
 _DUMP_HEADER = re.compile(r"^(Current thread|Thread) 0x[0-9a-f]+ .*\(most recent call first\):$")
 _DUMP_BODY = re.compile(r"^(  File |  <no Python frame>|  \.\.\.|$)")
@@ -34,6 +40,10 @@ TAIL_LINE_CHARS = 1000  # characters of one line kept in stderr_tail
 MAX_TRACEBACK_LINES = 400
 MAX_DUMP_LINES = 5000
 MAX_RESTARTS = 3
+# A server process's pipes are read at most this often while it writes (a full read
+# excepted): the lines of ~25 ms come in one read, one wake-up of the relay and one of the
+# log writer instead of one each per request; a line reaches the log that much later.
+SERVER_LINGER_S = 0.025
 _TB_CONTINUATION = ("During handling of the above exception", "The above exception was the direct",
                     "Traceback (most recent call last):")
 
@@ -68,6 +78,20 @@ class StackDump:
         return lines
 
 
+def passes_as_written(text: str, parsed: dict[str, Any]) -> bool:
+    """Whether a server's JSON line can go out as written, with only ``source`` and ``pid`` added.
+
+    It must already have everything a line needs (so stamping adds nothing else), claim
+    no ``source`` or ``pid`` (those are overwritten, which splicing cannot do), end with
+    its object's brace, and spell its strings plainly: a ``\\u`` or ``\\/`` escape could
+    hide a secret from the redaction, which looks at the text, so such a line is
+    re-encoded first as before.
+    """
+    return (text.endswith("}") and "source" not in parsed and "pid" not in parsed
+            and "timestamp" in parsed and "level" in parsed and "event" in parsed
+            and messages.has_message(parsed) and "\\u" not in text and "\\/" not in text)
+
+
 def parse_line(text: str) -> dict[str, Any] | None:
     """The JSON object on a line, or None when the line is not one."""
     if not text.startswith("{"):
@@ -86,8 +110,10 @@ class StreamRelay:
                  tail: deque[str] | None = None, dump: StackDump | None = None,
                  emit: Callable[[dict[str, Any]], None] = logsetup.relay_line,
                  source: str = "server",
-                 on_error: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+                 on_error: Callable[[str, dict[str, Any]], None] | None = None,
+                 linger: float = 0.0) -> None:
         self.pipe = pipe
+        self.linger = linger
         self.source = source
         self.pid = pid
         self.stream = stream
@@ -104,13 +130,16 @@ class StreamRelay:
         self.thread = threading.Thread(target=self._run, name=f"relay-{pid}-{stream}", daemon=True)
 
     def start(self) -> None:
+        if self.linger:
+            enlarge_pipe(self.pipe)
         self.thread.start()
 
     def join(self, timeout: float) -> None:
         self.thread.join(timeout)
 
     def _run(self) -> None:
-        chunks = LineSplitter(self.pipe)
+        yield_on_wakeup()
+        chunks = LineSplitter(self.pipe, linger=self.linger)
         restarts = 0
         try:
             while True:
@@ -205,6 +234,12 @@ class StreamRelay:
             self.tail.append(text[:TAIL_LINE_CHARS])
         parsed = parse_line(text)
         if parsed is not None:
+            if self.source == "server" and passes_as_written(text, parsed):
+                verbatim = logsetup.VerbatimEvent(parsed, text)
+                verbatim["source"] = "server"
+                verbatim["pid"] = self.pid
+                self.emit(verbatim)
+                return
             self.emit(self._stamp(parsed))
             return
         if not text.strip():

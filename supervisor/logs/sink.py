@@ -18,6 +18,7 @@ Order is kept: one FIFO, so an event still follows the server lines that explain
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -35,6 +36,24 @@ DROP_HINT = ("the log reader stalled or is too slow; check the log shipper, the 
              "or journald's rate limits (RateLimitIntervalSec, RateLimitBurst)")
 
 NoticeRenderer = Callable[[dict[str, Any]], str]
+
+
+def yield_on_wakeup() -> None:
+    """Let the calling thread wait for a free core or the next tick instead of preempting on wake-up.
+
+    For the threads that move log lines (the relays, the writer): a server process's
+    write wakes them once per batch, and a woken thread of normal policy may preempt the
+    thread that woke it, on its core.  That thread is often a server's event loop holding
+    its GIL, and every thread of the server then waits for ours (issue #17: throughput
+    with access logs vs gunicorn's, whose log has no reader to wake).  ``SCHED_BATCH``
+    keeps the thread's share of the CPU and only gives up that wake-up preemption
+    (Linux; no privilege needed).  Elsewhere, or if refused, nothing changes.
+    """
+    policy = getattr(os, "SCHED_BATCH", None)
+    if policy is None:
+        return
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(0, policy, os.sched_param(0))  # 0: the calling thread on Linux
 
 
 class LogSink:
@@ -108,6 +127,7 @@ class LogSink:
 
     # -- the writer -------------------------------------------------------------------------
     def _run(self) -> None:
+        yield_on_wakeup()
         while not self._closed:
             with self._cond:
                 # No timer: every put (a drop included) notifies, and a drop happens only while

@@ -20,6 +20,9 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color
 
 
 _DOTTED = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+# One encoder for every record: json.dumps with any option builds a new encoder per call,
+# and this runs on the server's event loop for every request's access line (issue #17).
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 def _event_name(record: logging.LogRecord) -> str:
@@ -56,7 +59,7 @@ class JsonLineFormatter(logging.Formatter):
                 payload[key] = value
         if record.exc_info and record.exc_info[0] is not None:
             payload["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return json.dumps(payload, default=str, ensure_ascii=False)
+        return _ENCODER.encode(payload)
 
 
 def configure(level: str = "info") -> None:

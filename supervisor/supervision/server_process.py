@@ -18,7 +18,7 @@ from supervisor.contract import control as channel
 from supervisor.contract.config import Settings
 from supervisor.contract.heartbeat import HeartbeatCell
 from supervisor.contract.paths import app_dir, package_root
-from supervisor.logs.relay import StackDump, StreamRelay
+from supervisor.logs.relay import SERVER_LINGER_S, StackDump, StreamRelay
 from supervisor.supervision import handover
 from supervisor.system import cgroups, reaper
 
@@ -270,8 +270,10 @@ def spawn(slot: int, settings: Settings, listener: socket.socket, env: dict[str,
                           spawned_at=now, heartbeat_floor=now, tag=tag, cgroup=leaf)
     assert process.stdout is not None and process.stderr is not None
     child.relays = [
-        StreamRelay(process.stdout, process.pid, "stdout", tail=None),
-        StreamRelay(process.stderr, process.pid, "stderr", tail=child.stderr_tail, dump=child.dump),
+        # Read in batches while the server writes (issue #17: a wake-up per access line).
+        StreamRelay(process.stdout, process.pid, "stdout", tail=None, linger=SERVER_LINGER_S),
+        StreamRelay(process.stderr, process.pid, "stderr", tail=child.stderr_tail, dump=child.dump,
+                    linger=SERVER_LINGER_S),
     ]
     for relay in child.relays:
         relay.start()
