@@ -2,7 +2,7 @@
 
 /slow?s=N answers after N seconds (in-flight requests on shutdown); /block stalls the
 event loop with a blocking sleep (hang detection); /helper starts a grandchild
-process (orphan clean-up); /pid says which server process answered, /random what its
+process (orphan clean-up); /pid says which server process answered, /gc whether it collects garbage, /random what its
 ``random`` module draws (a forked process must not repeat its siblings'); /spam prints a
 burst of output lines; /daemon starts a helper that double-forks out of its group;
 /escape one that also clears its environment (only a cgroup holds it);
@@ -13,6 +13,7 @@ without a newline.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import shutil
@@ -37,6 +38,12 @@ async def ready() -> dict[str, str]:
 @app.get("/pid")
 async def pid() -> dict[str, int]:
     return {"pid": os.getpid()}
+
+
+@app.get("/gc")
+async def collector() -> dict[str, object]:
+    """Whether this process collects cyclic garbage, and how many objects it keeps frozen."""
+    return {"pid": os.getpid(), "enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
 
 
 @app.get("/random")

@@ -80,6 +80,21 @@ class TestForkedAtStart:
             assert all(parent_of(pid) == sup.pid for pid in pids)
             assert draw(sup)[0] in pids
 
+    def test_forked_processes_collect_garbage_and_share_the_frozen_import(self, app_db: str) -> None:
+        """The fork server imports with the collector off; every forked process collects again.
+
+        What it imported is frozen (never walked by a child's collector, so its pages stay
+        shared), and a process that never collected would grow without bound.
+        """
+        with running(base_env(app_db, WORKERS="1", **SAMPLE)) as sup:
+            first = sup.wait_event("supervisor.ready", timeout=60)["pids"][0]
+            status_, _, body = sup.get("/gc")
+            assert status_ == 200, body
+            answer = json.loads(body)
+            assert answer["pid"] == first
+            assert answer["enabled"] is True
+            assert answer["frozen"] > 10_000  # the app's and uvicorn's modules
+
 
 class TestForkedReplacement:
     """A dead server process is replaced by a fork of the fork server, supervised like a spawned one."""
