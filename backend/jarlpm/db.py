@@ -6,7 +6,8 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -113,31 +114,46 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def warm_pool(engine: Engine, count: int, deadline_s: float = WARM_DEADLINE_S) -> int:
-    """Open up to ``count`` pooled connections at once, then return them to the pool.
+    """Open up to ``count`` pooled connections at once, in parallel, then return them to the pool.
 
-    They are held together because checking out and returning one at a time
-    would reuse a single connection.  Stops at the first failure or at the
-    deadline and returns how many were opened; an unreachable database is
-    logged, not raised, so the server still starts and answers 503 until the
-    database returns.
+    They are held together because checking out and returning one at a time would
+    reuse a single connection.  They are opened in parallel because each costs a
+    round trip and a backend's fork on the server (~9 ms here): five in a row were
+    three quarters of the lifespan startup, which every start and every replacement
+    waits for.  Returns how many were opened by the deadline; a failure is logged, not
+    raised (an unreachable database), so the server still starts and answers 503
+    until the database returns.
     """
     started = time.monotonic()
-    deadline = started + deadline_s
-    opened = 0
-    with ExitStack() as held:
-        try:
-            while opened < count and time.monotonic() < deadline:
-                held.enter_context(engine.connect())
-                opened += 1
-        except OperationalError as exc:
-            log.warning(
-                "db.pool.warm_failed",
-                extra={"opened": opened, "wanted": count, "error": describe_db_error(exc)},
-            )
-            return opened
+    if count <= 0:
+        return 0
+    workers = ThreadPoolExecutor(max_workers=count, thread_name_prefix="jarlpm-warm")
+    attempts = [workers.submit(engine.connect) for _ in range(count)]
+    done, late = wait(attempts, timeout=deadline_s)
+    workers.shutdown(wait=False, cancel_futures=True)
+    for attempt in late:  # still connecting at the deadline: back to the pool whenever they finish
+        attempt.add_done_callback(_return_late)
+    opened = [attempt.result() for attempt in done if attempt.exception() is None]
+    errors = [error for attempt in done if (error := attempt.exception()) is not None]
+    for connection in opened:
+        connection.close()
+    unexpected = [error for error in errors if not isinstance(error, OperationalError)]
+    if unexpected:
+        raise unexpected[0]
+    if errors:
+        log.warning(
+            "db.pool.warm_failed",
+            extra={"opened": len(opened), "wanted": count, "error": describe_db_error(errors[0])},
+        )
+        return len(opened)
     duration_ms = _milliseconds(time.monotonic() - started)
-    log.info("db.pool.warmed", extra={"opened": opened, "wanted": count, "duration_ms": duration_ms})
-    return opened
+    log.info("db.pool.warmed", extra={"opened": len(opened), "wanted": count, "duration_ms": duration_ms})
+    return len(opened)
+
+
+def _return_late(attempt: Future[Connection]) -> None:
+    if not attempt.cancelled() and attempt.exception() is None:
+        attempt.result().close()
 
 
 def describe_db_error(exc: BaseException) -> str:

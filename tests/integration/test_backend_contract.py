@@ -161,3 +161,45 @@ class TestNoPasswordInTheServersOutput:
                   .replace("@", " ").split() if len(piece) >= 3]
         for secret in (password, *pieces):
             assert secret not in text, f"{secret!r} appears in the server's output"
+
+
+class TestWarmPool:
+    """Lifespan startup opens the pool's connections in parallel and returns them all to the pool."""
+
+    def test_connections_are_opened_in_parallel_and_returned(self, app_db: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+        """Five connections, opened by more than one thread, all checked in afterwards."""
+        import threading
+
+        from jarlpm.db import create_db_engine, warm_pool
+        from sqlalchemy import event
+
+        monkeypatch.setenv("DATABASE_URL", app_db)
+        monkeypatch.setenv("DB_POOL_SIZE", "5")
+        engine = create_db_engine(Settings.from_env())
+        threads: set[str] = set()
+        event.listen(engine, "connect", lambda *_: threads.add(threading.current_thread().name))
+        try:
+            assert warm_pool(engine, 5) == 5
+            assert engine.pool.checkedin() == 5  # type: ignore[attr-defined]
+            assert len(threads) > 1
+            assert threading.current_thread().name not in threads
+        finally:
+            engine.dispose()
+
+    def test_an_unreachable_database_is_logged_not_raised(self, monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+        """Nothing listens: 0 opened, one db.pool.warm_failed, and the start goes on."""
+        from jarlpm.db import create_db_engine, warm_pool
+
+        monkeypatch.setenv("DATABASE_URL", f"postgresql://u:secretpw@127.0.0.1:{free_port()}/x")
+        engine = create_db_engine(Settings.from_env())
+        try:
+            with caplog.at_level(logging.INFO, logger="jarlpm.db"):
+                assert warm_pool(engine, 3) == 0
+            failures = [r for r in caplog.records if r.getMessage() == "db.pool.warm_failed"]
+            assert len(failures) == 1
+            assert failures[0].wanted == 3  # type: ignore[attr-defined]
+            assert "secretpw" not in failures[0].error  # type: ignore[attr-defined]
+        finally:
+            engine.dispose()
