@@ -16,3 +16,6 @@ dumps); ``fmt`` formats numbers and durations.
 Runs in: the ``jarlpm explain`` command (``python -m supervisor.explain``).  May
 import: ``contract`` only; it reads logs of any version and needs no database.
 """
+
+# ``jarlpm --help``'s line for the command, which lists it without importing the rest.
+SUMMARY = "read a log back as a timeline of incidents and their root causes"

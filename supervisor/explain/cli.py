@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO
 
 from supervisor.contract.exitcodes import ExitCode
-from supervisor.explain import coverage, render
+from supervisor.explain import SUMMARY, coverage, render
 from supervisor.explain.incidents import Timeline, group
 from supervisor.explain.reader import (
     BadTime,
@@ -74,7 +74,7 @@ def _when(text: str) -> float:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``explain`` to ``jarlpm``'s subcommands; the handler is ``run``."""
-    parser = sub.add_parser("explain", help="read a log back as a timeline of incidents and their root causes",
+    parser = sub.add_parser("explain", help=SUMMARY,
                             description=DESCRIPTION, epilog=EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", nargs="?", default=None, metavar="FILE",

@@ -48,6 +48,14 @@ class TestSupervisorProcessStaysLight:
         """``jarlpm run`` spawns its first server process without importing structlog (~90 ms, issue #17)."""
         assert "structlog" not in modules_loaded_by("supervisor.main", "supervisor.supervision.service")
 
+    def test_run_path_does_not_load_explain_nor_package_metadata(self) -> None:
+        """``jarlpm run``'s command line loads neither ``explain`` nor ``importlib.metadata`` (~70 ms, issue #17)."""
+        code = ("import json, sys\nimport supervisor.main\nsupervisor.main.build_parser('run').parse_args(['run'])\n"
+                "print(json.dumps(sorted(sys.modules)))")
+        out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+        assert {"importlib.metadata", "supervisor.explain.cli"} & set(json.loads(out)) == set()
+
     def test_contract_is_standard_library_only(self) -> None:
         """The contract modules, shared with the backend, load nothing outside the standard library."""
         contract = sorted(p.stem for p in (REPO / "supervisor" / "contract").glob("*.py") if p.stem != "__init__")
