@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from supervisor.contract.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from supervisor.supervision.earlyfork import EarlyForkServer
 
 
 class UsageError(Exception):
@@ -19,10 +23,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: error: {message}")
 
 
-def _cmd_run(_args: argparse.Namespace) -> int:
+def _cmd_run(_args: argparse.Namespace, early: EarlyForkServer | None = None) -> int:
     from supervisor.supervision import service
 
-    return service.run()
+    return service.run(early=early)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -137,6 +141,13 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments == ["run"]:
+        from supervisor.supervision import earlyfork
+
+        # First of all, before the command line and the supervisor's own imports: the
+        # fork server's interpreter and uvicorn import overlap them, and its import of the
+        # app (the start's longest step) begins ~0.1 s sooner (issue #17).
+        return _cmd_run(argparse.Namespace(), early=earlyfork.start())
     command = next((a for a in arguments if not a.startswith("-")), None)
     parser = build_parser(command)
     try:

@@ -14,7 +14,10 @@ reseeds itself in every child (``os.register_at_fork``); ``secrets`` and ``uuid`
 the kernel's generator.
 
 Protocol on the control socket (a SOCK_SEQPACKET pair, one message per packet):
-the fork server sends ``{"ready": true, "imported_ms": N}`` or ``{"unsafe": reason}``;
+started with ``--early`` (``supervision.earlyfork``: before the supervisor had its
+settings), it first receives ``{"argv": [...], "env": {...}, "fds": [N, ...]}`` with
+those descriptors and only then imports the app; then the fork server sends
+``{"ready": true, "imported_ms": N}`` or ``{"unsafe": reason}``;
 then each request is ``{"env": {...}}`` with four descriptors (the new process's control
 socket, heartbeat cell, stdout and stderr), answered ``{"pid": N}`` or ``{"error": ...}``.
 The child is forked twice (the middle process exits at once), so it is reparented to
@@ -27,6 +30,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import fcntl
 import gc
 import importlib
 import json
@@ -50,6 +54,8 @@ PR_SET_NAME = 15
 FORK_SERVER_NAME = b"jarlpm-forksrv"
 SERVER_NAME = b"jarlpm-server"
 FDS_PER_REQUEST = 4  # control socket, heartbeat cell, stdout, stderr
+MAX_HANDED_FDS = 8  # an early fork server's configuration: the listening socket, the URLs' descriptors
+EARLY_OPTION = "--early"  # ``supervision.earlyfork``: wait for the configuration before importing the app
 # What uvicorn imports lazily in ``Config.load()`` on its first run: imported here once,
 # so a child does not pay for it.  Missing extras (no uvloop/httptools) are skipped.
 PRELOAD = ("uvicorn.lifespan.on", "uvicorn.loops.auto", "uvicorn.protocols.http.auto",
@@ -57,8 +63,18 @@ PRELOAD = ("uvicorn.lifespan.on", "uvicorn.loops.auto", "uvicorn.protocols.http.
            "uvicorn.protocols.websockets.auto", "uvloop", "httptools")
 
 
+# What libraries the app already imported load lazily at its first start: anyio's asyncio
+# backend on the first ``to_thread``/task group (every Starlette and FastAPI lifespan),
+# psycopg2's extras on SQLAlchemy's first connection.  ~20 ms of each child's lifespan
+# startup otherwise; imported only when the app has imported the library itself.
+PRELOAD_IF_IMPORTED = {"anyio": ("anyio._backends._asyncio",), "psycopg2": ("psycopg2.extras",)}
+
+
 def preload() -> None:
-    for name in PRELOAD:
+    """Import here, once, what every child would import on its own at its start."""
+    names = [*PRELOAD, *(name for package, lazy in PRELOAD_IF_IMPORTED.items()
+                         if package in sys.modules for name in lazy)]
+    for name in names:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
 
@@ -70,6 +86,61 @@ def unsafe_reason() -> str | None:
         return (f"the app started {len(threads)} thread(s) at import ({', '.join(threads[:5])}): "
                 "a forked process would inherit their locks but not the threads")
     return None
+
+
+def await_configuration(sock: socket.socket) -> list[str] | None:
+    """An early fork server's settings (``supervision.earlyfork``): its command line; None: not wanted.
+
+    The message carries the environment to run with (replacing ours: the app's import
+    must see exactly what a fork server spawned now would) and descriptors, each placed
+    at the number the command line or the environment names.
+    """
+    while True:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(sock, 1 << 20, MAX_HANDED_FDS)
+            break
+        except InterruptedError:
+            continue
+        except OSError:
+            return None
+    if not data:
+        return None  # discarded: the settings turned forking off, or the start failed
+    message = json.loads(data)
+    place_descriptors(fds, [int(n) for n in message["fds"]], keep=sock.fileno())
+    os.environ.clear()
+    os.environ.update({str(k): str(v) for k, v in message["env"].items()})
+    return [str(a) for a in message["argv"]]
+
+
+def place_descriptors(received: list[int], targets: list[int], keep: int) -> None:
+    """Move each received descriptor to its target number (inheritable); refuse to overwrite one in use.
+
+    They arrive at the lowest free numbers, which may be another one's target: each is
+    first moved above every number involved.
+    """
+    if len(received) != len(targets):
+        raise SystemExit(f"fork server: {len(received)} descriptors received, {len(targets)} announced")
+    floor = max([*received, *targets, keep, 2]) + 1
+    moved = []
+    for fd in received:
+        moved.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor))
+        os.close(fd)
+    for target in targets:
+        if target == keep or _is_open(target):
+            for fd in moved:
+                os.close(fd)
+            raise SystemExit(f"fork server: descriptor {target} is already in use here")
+    for fd, target in zip(moved, targets, strict=True):
+        os.dup2(fd, target, inheritable=True)
+        os.close(fd)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def freeze_imported() -> None:
@@ -125,9 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     gc.disable()
     from supervisor.server import worker  # only now: importing uvicorn takes ~0.1 s
 
-    args = worker.parse(argv)
+    if EARLY_OPTION in argv:  # started before the supervisor knew its settings: wait for them
+        sock = socket.socket(fileno=int(argv[argv.index("--control-fd") + 1]))
+        configured = await_configuration(sock)
+        if configured is None:
+            return 0
+        args = worker.parse(configured)
+        args.control_fd = sock.fileno()
+    else:
+        args = worker.parse(argv)
+        sock = socket.socket(fileno=args.control_fd)
     worker.enable_faulthandler()
-    sock = socket.socket(fileno=args.control_fd)
     started = time.monotonic()
     try:
         app = worker.load(args)

@@ -9,7 +9,8 @@ MAX_WORKER_MEMORY_MB: a replacement ready before the old process drains, by the 
 ``recycling`` rules) and ``codereload`` (RELOAD in development: a watching thread,
 then a reload).  ``server_process`` is its handle on one server process;
 ``standby`` the process kept in reserve (JARLPM_STANDBY); ``forking`` the fork server
-that replacements are forked from (JARLPM_FORK_SERVER);
+that replacements are forked from (JARLPM_FORK_SERVER), and ``earlyfork`` the one
+``jarlpm run`` starts before its own imports, configured once the settings are known;
 ``phase_process`` both ends of the phase process protocol; ``restart_policy`` the
 pure restart and crash-loop rules; ``listener`` (the socket, bound or handed over by
 systemd); ``backlog`` (on a stop, answers the connections queued in the socket

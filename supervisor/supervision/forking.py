@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.contract.heartbeat import HeartbeatCell
 from supervisor.logs.relay import StreamRelay
-from supervisor.supervision import handover
+from supervisor.supervision import earlyfork, handover
 from supervisor.supervision.server_process import (
     STDERR_TAIL_LINES,
     ExitStatus,
@@ -74,6 +74,7 @@ class Forking:
     deaths: int = 0  # deaths since a fork last succeeded
     refused: str | None = None  # why forking is off for this run (``forkserver.unsafe``)
     prespawning: bool = False  # at start: the slots wait for the fork server (``prespawn``)
+    early: earlyfork.EarlyForkServer | None = None  # started by ``main`` before the settings, not yet configured
 
     def fds(self) -> list[socket.socket]:
         """The socket to watch while the fork server imports (its ``ready`` wakes the loop)."""
@@ -134,27 +135,38 @@ def next_due(arb: Arbiter) -> float | None:
 
 def _start(arb: Arbiter) -> None:
     if not reaper.is_subreaper():
+        earlyfork.discard(arb.forking.early)
+        arb.forking.early = None
         # Its children would be reparented to init, out of the supervisor's reach.
         _refuse(arb, "the supervisor is not a child subreaper (prctl refused), so it could not reap forked "
                      "processes", "server processes are spawned fresh for this run; set JARLPM_FORK_SERVER=0 "
                      "to say so")
         return
     assert arb.listener is not None
-    parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    parent_end.setblocking(False)
     listen_fd = arb.listener.fileno()
-    try:
-        # No JARLPM_PROCESS_TAG of its own: /proc/PID/environ of its children would show it,
-        # and a tag must name one server process's helpers, never its siblings.
-        process = subprocess.Popen(
-            [*worker_command(arb.settings, listen_fd, child_end.fileno(), -1, module=MODULE),
-             "--supervisor-pid", str(os.getpid())],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            pass_fds=(listen_fd, child_end.fileno(), *handover.inherited_fds()),
-            start_new_session=True, env=python_env(arb.env),
-        )
-    finally:
-        child_end.close()
+    # No JARLPM_PROCESS_TAG of its own: /proc/PID/environ of its children would show it,
+    # and a tag must name one server process's helpers, never its siblings.
+    env = python_env(arb.env)
+    early, arb.forking.early = arb.forking.early, None
+    adopted = early is not None and earlyfork.configure(
+        early, [*worker_command(arb.settings, listen_fd, early.child_end.fileno(), -1)[3:],
+                "--supervisor-pid", str(os.getpid())], env, [listen_fd, *handover.inherited_fds()])
+    if early is not None and adopted:
+        process, parent_end = early.process, early.control
+    else:
+        earlyfork.discard(early)
+        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent_end.setblocking(False)
+        try:
+            process = subprocess.Popen(
+                [*worker_command(arb.settings, listen_fd, child_end.fileno(), -1, module=MODULE),
+                 "--supervisor-pid", str(os.getpid())],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                pass_fds=(listen_fd, child_end.fileno(), *handover.inherited_fds()),
+                start_new_session=True, env=env,
+            )
+        finally:
+            child_end.close()
     server = ForkServer(process=process, control=parent_end, started_at=time.monotonic())
     assert process.stdout is not None and process.stderr is not None
     server.relays = [StreamRelay(process.stdout, process.pid, "stdout", tail=None),
@@ -162,7 +174,7 @@ def _start(arb: Arbiter) -> None:
     for relay in server.relays:
         relay.start()
     arb.forking.server = server
-    arb.log.debug("forkserver.started", pid=process.pid)
+    arb.log.debug("forkserver.started", pid=process.pid, early=adopted)
 
 
 def _read_hello(arb: Arbiter, server: ForkServer) -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from supervisor.contract import config, conventions, dburl
 from supervisor.contract.exitcodes import ExitCode, StopRequested, SupervisorError
 from supervisor.logs import logsetup
-from supervisor.supervision import handover, listener, metrics, stopping
+from supervisor.supervision import earlyfork, handover, listener, metrics, stopping
 from supervisor.supervision.arbiter import Arbiter
 from supervisor.supervision.status import StatusServer, socket_path
 from supervisor.system import cgroups, reaper
@@ -90,12 +90,13 @@ def _fail(log: Any, exc: SupervisorError, phase: str | None) -> None:
               error=exc.message, hint=exc.hint, **exc.fields)
 
 
-def run(check: str | None = None) -> int:
+def run(check: str | None = None, early: earlyfork.EarlyForkServer | None = None) -> int:
     """The supervisor's whole life; returns the process exit code.
 
     ``check`` (``"check"`` or ``"rehearse"``) is ``jarlpm check``: the same phases in
     the same phase process, under the same loop, with a read-only migrate phase and
-    no socket nor server process.
+    no socket nor server process.  ``early`` is the fork server ``main`` started before
+    anything else (``earlyfork``): the prespawn configures it, or it is discarded.
     """
     fmt, level = config.log_settings_only(os.environ)
     # `jarlpm check` is run by people too: human lines on a terminal unless LOG_FORMAT says.
@@ -127,8 +128,12 @@ def run(check: str | None = None) -> int:
         arbiter = Arbiter(settings, signals, log, notifier, sock, _server_env(settings),
                           status=status, protected_pids=lambda: _protected(ctx), cgroup=run_cgroup)
         if sock is not None and not settings.embedded_database:
+            if arbiter.forking.enabled:
+                arbiter.forking.early, early = early, None  # the prespawn configures it
             # Imports overlap the phases; the processes wait for "go" before opening pools.
             arbiter.prespawn()
+        earlyfork.discard(early)  # not wanted after all: the validated settings turned forking off
+        early = None
         if settings.embedded_database:
             ctx = _embedded_database(settings, signals, log, notifier)
             arbiter.completed_phases.append("embedded_db")
@@ -150,6 +155,9 @@ def run(check: str | None = None) -> int:
                      hint="this is a bug in the supervisor: please report it with this event")
         code = ExitCode.SOFTWARE
     finally:
+        earlyfork.discard(early)
+        if arbiter is not None:
+            earlyfork.discard(arbiter.forking.early)
         if arbiter is not None and arbiter.exit_code is None:
             stopping.abort(arbiter)
         if ctx is not None:

@@ -2,9 +2,10 @@
 
 /slow?s=N answers after N seconds (in-flight requests on shutdown); /block stalls the
 event loop with a blocking sleep (hang detection); /helper starts a grandchild
-process (orphan clean-up); /pid says which server process answered, /gc whether it collects garbage, /random what its
-``random`` module draws (a forked process must not repeat its siblings'); /spam prints a
-burst of output lines; /daemon starts a helper that double-forks out of its group;
+process (orphan clean-up); /pid says which server process answered, /gc whether it
+collects garbage, /import-env what the import saw (variables, a handed-over URL),
+/random what its ``random`` module draws (a forked process must not repeat its
+siblings'); /spam prints a burst of output lines; /daemon starts a helper that double-forks out of its group;
 /escape one that also clears its environment (only a cgroup holds it);
 /nested prints a line too deep to parse, /progress tens of MiB of tqdm-style output
 without a newline.
@@ -25,6 +26,22 @@ from fastapi import FastAPI
 app = FastAPI()
 
 
+def _environment_at_import() -> dict[str, object]:
+    """What this module saw when it was imported (by a fork server: before any fork)."""
+    url_file = os.environ.get("DATABASE_URL_FILE")
+    readable = False
+    if url_file:
+        try:
+            with open(url_file) as handle:
+                readable = handle.read().startswith("postgresql")
+        except OSError:
+            readable = False
+    return {"WORKERS": os.environ.get("WORKERS"), "DATABASE_URL_FILE": url_file, "url_file_readable": readable}
+
+
+AT_IMPORT = _environment_at_import()
+
+
 @app.get("/api/health")
 async def health() -> dict[str, str]:
     return {"status": "healthy"}
@@ -38,6 +55,11 @@ async def ready() -> dict[str, str]:
 @app.get("/pid")
 async def pid() -> dict[str, int]:
     return {"pid": os.getpid()}
+
+
+@app.get("/import-env")
+async def import_env() -> dict[str, object]:
+    return AT_IMPORT
 
 
 @app.get("/gc")
