@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from jarlpm.settings import alembic_ini_path
 
 __all__ = [
+    "MigrationsUnreadable",
     "Revisions",
     "SchemaState",
     "alembic_ini_path",
@@ -24,6 +24,14 @@ __all__ = [
 ]
 
 VERSION_TABLE = "alembic_version"
+
+# Alembic is imported when the scripts are first read, not with the app: ~0.1 s of the
+# app's import (Alembic, Mako), which every start waits for, and only readiness needs it.
+_reading = threading.Lock()  # the lifespan's background read and an early probe: one read
+
+
+class MigrationsUnreadable(Exception):
+    """Alembic could not read the migration scripts (its ``CommandError``), with its message."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,8 @@ def script_revisions(ini_path: Path | None = None) -> Revisions:
     Raises FileNotFoundError when the ini file is missing.  Cached per path:
     the scripts are imported once per process, and new code means new processes.
     """
-    return _load(str((ini_path or alembic_ini_path()).resolve()))
+    with _reading:
+        return _load(str((ini_path or alembic_ini_path()).resolve()))
 
 
 def head_revisions(ini_path: Path | None = None) -> frozenset[str]:
@@ -52,9 +61,16 @@ def head_revisions(ini_path: Path | None = None) -> frozenset[str]:
 def _load(ini_path: str) -> Revisions:
     if not Path(ini_path).is_file():
         raise FileNotFoundError(f"alembic config not found: {ini_path}")
-    script = ScriptDirectory.from_config(Config(ini_path))
-    known = frozenset(revision.revision for revision in script.walk_revisions())
-    return Revisions(heads=frozenset(script.get_heads()), known=known)
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        script = ScriptDirectory.from_config(Config(ini_path))
+        known = frozenset(revision.revision for revision in script.walk_revisions())
+        return Revisions(heads=frozenset(script.get_heads()), known=known)
+    except CommandError as exc:
+        raise MigrationsUnreadable(str(exc)) from exc
 
 
 def current_revisions(connection: Connection) -> frozenset[str]:

@@ -254,6 +254,18 @@ class TestReadiness:
         assert response.json()["reason"] == "migrations unavailable"
         assert str(tmp_path) not in response.text
 
+    def test_unready_with_unreadable_migration_scripts(
+        self, migrated_db: str, start_app: Callable[..., TestClient], tmp_path: Path
+    ) -> None:
+        """Answers 503 when Alembic cannot read the scripts (a script_location that does not exist)."""
+        ini = tmp_path / "alembic.ini"
+        ini.write_text(f"[alembic]\nscript_location = {tmp_path / 'nowhere'}\n")
+        client = start_app(DATABASE_URL=migrated_db, JARLPM_ALEMBIC_INI=str(ini))
+        response = client.get("/api/health/ready")
+        assert response.status_code == 503
+        assert response.json()["reason"] == "migrations unavailable"
+        assert str(tmp_path) not in response.text
+
     def test_unready_once_stopping(self, client: TestClient) -> None:
         """Answers 503 as soon as shutdown begins, while requests drain."""
         runtime_of(client).stopping.set()

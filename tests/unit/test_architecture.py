@@ -56,6 +56,16 @@ class TestSupervisorProcessStaysLight:
                              timeout=60, check=True).stdout
         assert {"importlib.metadata", "supervisor.explain.cli"} & set(json.loads(out)) == set()
 
+    def test_the_apps_import_does_not_load_alembic(self) -> None:
+        """Importing the API (what a fork server does on every start's critical path) loads no Alembic (~0.1 s).
+
+        Only the readiness probe needs the migration scripts; the lifespan reads them beside serving.
+        """
+        code = "import json, sys\nsys.path.insert(0, 'backend')\nimport server\nprint(json.dumps(sorted(sys.modules)))"
+        out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+        assert [name for name in json.loads(out) if name.split(".")[0] in ("alembic", "mako")] == []
+
     def test_contract_is_standard_library_only(self) -> None:
         """The contract modules, shared with the backend, load nothing outside the standard library."""
         contract = sorted(p.stem for p in (REPO / "supervisor" / "contract").glob("*.py") if p.stem != "__init__")

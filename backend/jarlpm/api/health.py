@@ -12,7 +12,6 @@ import logging
 import threading
 
 import anyio
-from alembic.util import CommandError
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
@@ -21,7 +20,7 @@ from sqlalchemy.pool import QueuePool
 
 from jarlpm.api.deps import RuntimeDep
 from jarlpm.db import bounded_transaction, describe_db_error
-from jarlpm.schema_state import SchemaState, schema_state, script_revisions
+from jarlpm.schema_state import MigrationsUnreadable, SchemaState, schema_state, script_revisions
 from jarlpm.schemas import HealthOut, NotReadyOut, ReadyOut
 from jarlpm.settings import Settings
 
@@ -109,7 +108,7 @@ def _probe(engine: Engine, settings: Settings) -> SchemaState | tuple[str, str]:
     """
     try:
         revisions = script_revisions(settings.alembic_ini)
-    except (FileNotFoundError, CommandError) as exc:
+    except (FileNotFoundError, MigrationsUnreadable) as exc:
         return MIGRATIONS_UNAVAILABLE, f"cannot read migrations: {exc}"
     try:
         with engine.connect() as connection:
