@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench import contenders, proctools, report, wrk  # noqa: E402
 from bench.contenders import GUNICORN, GUNICORN_PRELOAD, STANDBY, SUPERVISOR, SUPERVISORD  # noqa: E402
 from bench.model import Row  # noqa: E402
-from bench.scenarios import crash  # noqa: E402
+from bench.scenarios import crash, instrumentation  # noqa: E402
 from bench.supervisord import SupervisordUnavailable  # noqa: E402
 
 # wrk 4.1.0's report with --latency (Debian's wrk), against a server that answered some 503s.
@@ -187,3 +187,28 @@ class TestReportSubject:
                   subject=STANDBY)
         cells = [cell.strip() for cell in report._row_line(row).split("|")]
         assert cells[2] == f"{STANDBY}: 0.200 s" and cells[3] == f"{GUNICORN_PRELOAD} 0.400 s"
+
+
+def _pair_runs(pairs: list[tuple[float, float]]) -> list[dict[str, object]]:
+    runs: list[dict[str, object]] = []
+    for on, off in pairs:
+        runs += [{"contender": instrumentation.ON, "pair": "pool", "req_per_s": on},
+                 {"contender": instrumentation.OFF, "pair": "pool", "req_per_s": off}]
+    return runs
+
+
+def test_instrumentation_verdict_is_the_median_of_side_by_side_pairs() -> None:
+    """Launches three times apart in throughput: each pair's own ratio decides (2 % in every pair), not the spread."""
+    runs = _pair_runs([(98.0, 100.0), (196.0, 200.0), (294.0, 300.0), (98.0, 100.0), (294.0, 300.0)])
+    row, per_pair = instrumentation._overhead_row(runs, "pool", instrumentation.ON, instrumentation.OFF, "pool")
+    assert per_pair == pytest.approx([2.0] * 5)
+    assert row.ratio == pytest.approx(0.98)
+    assert row.passed is True
+    assert "median overhead of 5 side-by-side pairs 2.0 %" in row.note
+
+
+def test_instrumentation_verdict_fails_a_real_overhead() -> None:
+    runs = _pair_runs([(90.0, 100.0), (180.0, 200.0), (100.0, 100.0)])
+    row, _ = instrumentation._overhead_row(runs, "pool", instrumentation.ON, instrumentation.OFF, "pool")
+    assert row.passed is False
+    assert row.ratio == pytest.approx(0.90)
