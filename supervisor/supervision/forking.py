@@ -39,6 +39,7 @@ from supervisor.supervision.server_process import (
     ServerProcess,
     process_env,
     python_env,
+    start_relays,
     worker_command,
 )
 from supervisor.system import cgroups, reaper
@@ -289,12 +290,7 @@ def spawn(arb: Arbiter, slot: int) -> ServerProcess | None:
                          spawned_at=now, heartbeat_floor=now, tag=own[reaper.TAG_VARIABLE], forked=True,
                          cgroup=leaf)
     arb.log.debug("forkserver.forked", pid=pid, worker=slot, fork_ms=round((now - started) * 1000, 1))
-    proc.relays = [
-        StreamRelay(os.fdopen(out_read, "rb"), pid, "stdout", tail=None),
-        StreamRelay(os.fdopen(err_read, "rb"), pid, "stderr", tail=proc.stderr_tail, dump=proc.dump),
-    ]
-    for relay in proc.relays:
-        relay.start()
+    start_relays(proc, os.fdopen(out_read, "rb"), os.fdopen(err_read, "rb"))
     return proc
 
 

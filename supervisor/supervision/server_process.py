@@ -13,6 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from supervisor.contract import control as channel
 from supervisor.contract.config import Settings
@@ -269,12 +270,22 @@ def spawn(slot: int, settings: Settings, listener: socket.socket, env: dict[str,
     child = ServerProcess(slot=slot, process=process, control=parent_end, heartbeat=cell,
                           spawned_at=now, heartbeat_floor=now, tag=tag, cgroup=leaf)
     assert process.stdout is not None and process.stderr is not None
-    child.relays = [
-        # Read in batches while the server writes (issue #17: a wake-up per access line).
-        StreamRelay(process.stdout, process.pid, "stdout", tail=None, linger=SERVER_LINGER_S),
-        StreamRelay(process.stderr, process.pid, "stderr", tail=child.stderr_tail, dump=child.dump,
+    start_relays(child, process.stdout, process.stderr)
+    return child
+
+
+def start_relays(proc: ServerProcess, stdout: IO[bytes], stderr: IO[bytes]) -> None:
+    """Relay a server process's output, however it was started (spawned, released standby, forked).
+
+    Both pipes are read in batches while the server writes (``SERVER_LINGER_S``): a
+    wake-up of the relay and of the log writer per access line cost the server's
+    throughput (issue #17).  One place for it, because the forked path once built its own
+    relays and lost the batching.
+    """
+    proc.relays = [
+        StreamRelay(stdout, proc.process.pid, "stdout", tail=None, linger=SERVER_LINGER_S),
+        StreamRelay(stderr, proc.process.pid, "stderr", tail=proc.stderr_tail, dump=proc.dump,
                     linger=SERVER_LINGER_S),
     ]
-    for relay in child.relays:
+    for relay in proc.relays:
         relay.start()
-    return child

@@ -5,7 +5,7 @@ event loop with a blocking sleep (hang detection); /helper starts a grandchild
 process (orphan clean-up); /pid says which server process answered, /gc whether it
 collects garbage, /import-env what the import saw (variables, a handed-over URL),
 /random what its ``random`` module draws (a forked process must not repeat its
-siblings'); /spam prints a burst of output lines; /daemon starts a helper that double-forks out of its group;
+siblings'); /spam prints a burst of output lines, /drip lines a few ms apart (an access log); /daemon starts a helper that double-forks out of its group;
 /escape one that also clears its environment (only a cgroup holds it);
 /nested prints a line too deep to parse, /progress tens of MiB of tqdm-style output
 without a newline.
@@ -132,6 +132,15 @@ async def spam(lines: int = 1000) -> dict[str, int]:
     text = "x" * 150
     for i in range(lines):
         print(f"spam {i} {text}", flush=True)
+    return {"printed": lines}
+
+
+@app.get("/drip")
+async def drip(lines: int = 200, gap_ms: float = 2.0) -> dict[str, int]:
+    # A busy server's access log: one line at a time, a little apart (the relay may batch them).
+    for i in range(lines):
+        print(f"drip {i}", flush=True)
+        await asyncio.sleep(gap_ms / 1000)
     return {"printed": lines}
 
 

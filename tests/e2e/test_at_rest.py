@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+
+import pytest
 import signal
 import time
 from pathlib import Path
 
-from procs import APPS, base_env, running, wait_for
+from procs import APPS, base_env, http_get, running, wait_for
 
 SAMPLE = {"JARLPM_APP": "sampleapp:app", "JARLPM_APP_DIR": str(APPS)}
 WINDOW = 5.0  # seconds of rest observed
@@ -42,6 +44,34 @@ class TestAtRest:
             time.sleep(WINDOW)
             switches = context_switches(sup.pid) - before
             assert switches / (time.monotonic() - started) <= MAX_WAKEUPS_PER_S, switches
+
+
+DRIP_LINES = 200  # lines the server prints, 2 ms apart: about 0.5 s of a busy access log
+
+
+class TestBusyServer:
+    """A server writing line after line wakes the supervisor per batch, not per line (issue #17)."""
+
+    @pytest.mark.parametrize("fork_server", ["1", "0"], ids=["forked", "spawned"])
+    def test_relay_reads_a_busy_server_in_batches(self, app_db: str, fork_server: str) -> None:
+        """200 lines 2 ms apart: every line relayed, with far fewer wake-ups than lines.
+
+        Unbatched, the relay and the log writer each woke once per line (≥ 400 switches);
+        reading after a 25 ms linger takes ~20 reads.  The forked processes (the default)
+        once had relays of their own without the linger.
+        """
+        with running(base_env(app_db, JARLPM_FORK_SERVER=fork_server, **SAMPLE)) as sup:
+            sup.wait_event("supervisor.ready", timeout=60)
+            if fork_server == "1":
+                sup.wait_event("forkserver.ready", timeout=60)
+            before = context_switches(sup.pid)
+            status, _, _ = http_get(sup.port, f"/drip?lines={DRIP_LINES}&gap_ms=2", timeout=30)
+            assert status == 200
+            wait_for(lambda: len([e for e in sup.find("server.output")
+                                  if str(e.get("message", "")).startswith("drip ")]) >= DRIP_LINES,
+                     30, "every line relayed")
+            switches = context_switches(sup.pid) - before
+            assert switches < DRIP_LINES, switches
 
 
 class TestStoppedProcess:
