@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--idle-seconds", type=float, help="footprint: idle CPU window (default 60)")
     parser.add_argument("--relay-lines", type=int, help="log relay: lines per run (default 50000)")
     parser.add_argument("--throughput-seconds", type=float,
-                        help="instrumentation overhead: load seconds per run (default 5)")
+                        help="instrumentation overhead: one-second slices per side per repetition (default 15)")
     parser.add_argument("--wrk-seconds", type=float,
                         help="throughput with access logs: wrk's seconds per run (default 10)")
     parser.add_argument("--busy", type=int,

@@ -30,7 +30,7 @@ class Options:
     with_supervisord: bool = True
     idle_seconds: float = 60.0
     relay_lines: int = 50_000
-    throughput_seconds: float = 5.0
+    throughput_seconds: float = 15.0  # instrumentation: one-second slices per side per repetition
     wrk_seconds: float = 10.0  # throughput: wrk's duration per run
     pending_revisions: int = 10
     busy: int = 0  # busy loops running throughout (bench/contention.py)

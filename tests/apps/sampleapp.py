@@ -5,7 +5,8 @@ event loop with a blocking sleep (hang detection); /helper starts a grandchild
 process (orphan clean-up); /pid says which server process answered, /gc whether it
 collects garbage, /import-env what the import saw (variables, a handed-over URL),
 /random what its ``random`` module draws (a forked process must not repeat its
-siblings'); /spam prints a burst of output lines, /drip lines a few ms apart (an access log); /daemon starts a helper that double-forks out of its group;
+siblings'); /spam prints a burst of output lines, /drip lines a few ms apart (an access
+log); /daemon starts a helper that double-forks out of its group;
 /escape one that also clears its environment (only a cgroup holds it);
 /nested prints a line too deep to parse, /progress tens of MiB of tqdm-style output
 without a newline.

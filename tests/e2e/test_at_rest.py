@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-
-import pytest
 import signal
 import time
 from pathlib import Path
 
+import pytest
 from procs import APPS, base_env, http_get, running, wait_for
 
 SAMPLE = {"JARLPM_APP": "sampleapp:app", "JARLPM_APP_DIR": str(APPS)}
