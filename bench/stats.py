@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -41,3 +41,14 @@ def interleaved(reps: int, runners: Sequence[T]) -> Iterator[tuple[int, T]]:
         order = list(runners) if rep % 2 == 0 else list(reversed(runners))
         for runner in order:
             yield rep, runner
+
+
+def pooled_rate(runs: Sequence[dict[str, Any]], label: str, count: str = "requests") -> float | None:
+    """``label``'s ``count`` per second over all its runs (slices of every repetition pooled), or None.
+
+    On shared cores one-second slices of the same server vary by ±20 %: more slices, not
+    a median of fewer figures, is what narrows a comparison.
+    """
+    mine = [r for r in runs if r["contender"] == label]
+    seconds = sum(r["seconds"] for r in mine)
+    return sum(r[count] for r in mine) / seconds if seconds else None

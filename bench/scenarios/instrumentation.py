@@ -115,12 +115,7 @@ def _overhead_row(runs: list[dict[str, Any]], kind: str, on: str, off: str, what
     target = f"< {TARGET_PCT:g} % overhead"
     runs = [r for r in runs if r.get("pair", "pool") == kind]
 
-    def pooled(label: str) -> float | None:
-        mine = [r for r in runs if r["contender"] == label]
-        seconds = sum(r["seconds"] for r in mine)
-        return sum(r["ok"] for r in mine) / seconds if seconds else None
-
-    rates = {label: pooled(label) for label in (on, off)}
+    rates = {label: stats.pooled_rate(runs, label, count="ok") for label in (on, off)}
     ratio = stats.ratio(rates[on], rates[off])
     overhead = None if ratio is None else (1 - ratio) * 100
     ons = [r for r in runs if r["contender"] == on]

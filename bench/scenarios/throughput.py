@@ -78,13 +78,6 @@ def _slices(ctx: Context, path: str, contenders: list[str], seconds: float) -> l
             for label, t in totals.items()]
 
 
-def pooled_rate(runs: list[dict[str, Any]], label: str) -> float | None:
-    """Requests per second of ``label`` over every slice of every repetition."""
-    mine = [r for r in runs if r["contender"] == label]
-    seconds = sum(r["seconds"] for r in mine)
-    return sum(r["requests"] for r in mine) / seconds if seconds else None
-
-
 def run(ctx: Context) -> ScenarioResult:
     result = ScenarioResult(KEY, TITLE)
     seconds = ctx.options.wrk_seconds
@@ -111,7 +104,7 @@ def run(ctx: Context) -> ScenarioResult:
         return {label: stats.median([r[key] for r in result.runs if r["contender"] == label])
                 for label in contenders}
 
-    rates = {label: pooled_rate(result.runs, label) for label in contenders}
+    rates = {label: stats.pooled_rate(result.runs, label) for label in contenders}
     ratio = stats.ratio(rates.get(SUPERVISOR), rates.get(GUNICORN))
     errors = {label: stats.median([r["non_2xx"] + r["socket_errors"] for r in result.runs
                                    if r["contender"] == label]) for label in contenders}
