@@ -114,14 +114,13 @@ def _overhead_row(runs: list[dict[str, Any]], kind: str, on: str, off: str, what
     """
     target = f"< {TARGET_PCT:g} % overhead"
     runs = [r for r in runs if r.get("pair", "pool") == kind]
-
     rates = {label: stats.pooled_rate(runs, label, count="ok") for label in (on, off)}
     ratio = stats.ratio(rates[on], rates[off])
     overhead = None if ratio is None else (1 - ratio) * 100
     ons = [r for r in runs if r["contender"] == on]
     offs = [r for r in runs if r["contender"] == off]
     per_rep = [100 * (1 - a["req_per_s"] / b["req_per_s"]) for a, b in zip(ons, offs, strict=True) if b["req_per_s"]]
-    note = "" if overhead is None else f"overhead {overhead:.1f} % over {sum(1 for _ in ons)} repetitions"
+    note = "" if overhead is None else f"overhead {overhead:.1f} % over {len(ons)} repetitions"
     row = Row(f"GET /api/epics throughput, {CLIENTS} keep-alive clients, {what}", "req/s", rates, ratio=ratio,
               baseline=off, target=target, passed=None if overhead is None else overhead < TARGET_PCT,
               note=note)
