@@ -29,6 +29,23 @@ def context_switches(pid: int) -> int:
     return total
 
 
+QUIET_S = 0.5  # an interval with no switch at all: the start-up's last lines have been relayed
+
+
+def wait_until_quiet(pid: int, timeout: float = 15) -> None:
+    """Until ``pid`` goes ``QUIET_S`` without a context switch: the relays of freshly started
+    processes linger once after their last start-up lines, which is start-up, not rest.
+
+    A process that never rests (woken more than twice a second) fails here instead.
+    """
+    def quiet() -> bool:
+        before = context_switches(pid)
+        time.sleep(QUIET_S)  # the interval is the measurement
+        return context_switches(pid) == before
+
+    wait_for(quiet, timeout, f"{QUIET_S} s without a wake-up", interval=0)
+
+
 class TestAtRest:
     """Nothing happening means nothing for the supervising process to do."""
 
@@ -38,6 +55,7 @@ class TestAtRest:
             sup.wait_event("supervisor.ready", timeout=60)
             wait_for(lambda: len(sup.find("child.ready")) >= 2, 30, "both processes ready")
             sup.wait_event("forkserver.ready", timeout=60)  # started once the service is ready
+            wait_until_quiet(sup.pid)
             before, started = context_switches(sup.pid), time.monotonic()
             # The window is the measurement, not a guess at when something is done.
             time.sleep(WINDOW)
